@@ -48,7 +48,10 @@ def partial_iv(seq: int) -> bytes:
     """The sequence number as a Partial IV: big-endian, shortest form."""
     if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0 or seq > MAX_SEQ:
         raise EnvelopeError("sequence number out of range 0..%d" % MAX_SEQ, "header")
-    return seq.to_bytes(max(1, (seq.bit_length() + 7) // 8), "big")
+    n = 1
+    while seq >> (8 * n):  # MicroPython's int has no bit_length()
+        n += 1
+    return seq.to_bytes(n, "big")
 
 
 def nonce(base_iv: bytes, piv: bytes) -> bytes:

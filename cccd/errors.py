@@ -18,7 +18,7 @@ class CoreError(ValueError):
     reason = "invalid"
 
     def __init__(self, message: str, reason: str = "") -> None:
-        ValueError.__init__(self, message)
+        super().__init__(message)
         if reason:
             self.reason = reason
 
