@@ -104,16 +104,35 @@ def _encode(out: bytearray, obj: object, depth: int) -> None:
         raise CBORError("cannot encode type %s" % type(obj).__name__, "type")
 
 
+# Encoded text keys, kept: a node encodes maps with the same few keys all day, and on MicroPython
+# every fresh encoding is heap garbage. Bounded, and only short keys.
+_KEY_CACHE: dict[str, bytes] = {}
+_KEY_CACHE_MAX = 256
+
+
+def _encoded_key(key: object, depth: int) -> bytes:
+    if isinstance(key, str):
+        kb = _KEY_CACHE.get(key)
+        if kb is not None:
+            return kb
+    buf = bytearray()
+    _encode(buf, key, depth)
+    kb = bytes(buf)
+    if isinstance(key, str) and len(kb) <= 24 and len(_KEY_CACHE) < _KEY_CACHE_MAX:
+        _KEY_CACHE[key] = kb
+    return kb
+
+
+def _first(pair: tuple[bytes, object]) -> bytes:
+    return pair[0]
+
+
 def _encode_map(out: bytearray, obj: dict[object, object], depth: int) -> None:
-    pairs = []
-    for key, value in obj.items():
-        kb = bytearray()
-        _encode(kb, key, depth + 1)
-        pairs.append((bytes(kb), value))
-    pairs.sort(key=lambda kv: kv[0])
+    pairs = [(_encoded_key(key, depth + 1), value) for key, value in obj.items()]
+    pairs.sort(key=_first)
     _head(out, 5, len(pairs))
-    for kb_, value in pairs:
-        out.extend(kb_)
+    for kb, value in pairs:
+        out.extend(kb)
         _encode(out, value, depth + 1)
 
 

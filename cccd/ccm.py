@@ -8,6 +8,8 @@ two AES calls however long the payload, not one call per block.
 With a 13-byte nonce the length field is L = 2 bytes: at most 65,535 bytes of plaintext.
 """
 
+import sys
+
 try:
     import cryptolib as _cryptolib  # MicroPython on the device (tests supply a stand-in)
 except ImportError:
@@ -21,6 +23,7 @@ TAG_LEN = 16
 MAX_PLAINTEXT = 0xFFFF
 _L = 15 - NONCE_LEN  # bytes of the length field
 _ZERO_IV = bytes(16)
+_SMALL = sys.implementation.name == "micropython"
 
 
 # CPython: Cipher objects are stateless and cost more to build than to use; keep a bounded set.
@@ -39,44 +42,61 @@ def _ciphers(key: bytes) -> tuple[Cipher[modes.ECB], Cipher[modes.CBC]]:
     return pair
 
 
-def _ecb(key: bytes, data: bytes) -> bytes:
+def _ecb(key: bytes, data: bytes | bytearray) -> bytes:
     if _cryptolib is not None:
         return bytes(_cryptolib.aes(key, 1).encrypt(data))
     return _ciphers(key)[0].encryptor().update(data)
 
 
-def _cbc_mac(key: bytes, data: bytes) -> bytes:
+def _cbc_mac(key: bytes, data: bytes | bytearray) -> bytes:
     if _cryptolib is not None:
         return bytes(_cryptolib.aes(key, 2, _ZERO_IV).encrypt(data)[-16:])
     return _ciphers(key)[1].encryptor().update(data)[-16:]
 
 
-def _pad(n: int) -> bytes:
-    return bytes(-n % 16)
+def _ceil16(n: int) -> int:
+    return (n + 15) & ~15
 
 
-def _mac(key: bytes, nonce: bytes, aad: bytes, msg: bytes, tag_len: int) -> bytes:
-    flags = (0x40 if aad else 0) | (((tag_len - 2) // 2) << 3) | (_L - 1)
-    parts = [bytes([flags]), nonce, len(msg).to_bytes(_L, "big")]
-    if aad:
-        if len(aad) < 0xFF00:
-            head = len(aad).to_bytes(2, "big")
-        else:
-            head = b"\xff\xfe" + len(aad).to_bytes(4, "big")
-        parts += [head, aad, _pad(len(head) + len(aad))]
-    parts += [msg, _pad(len(msg))]
-    return _cbc_mac(key, b"".join(parts))[:tag_len]
+def _mac(key: bytes, nonce: bytes, aad: bytes, msg: bytes | bytearray, tag_len: int) -> bytes:
+    """CBC-MAC over B0 | encoded AAD | padding | message | padding, built in one buffer."""
+    na = len(aad)
+    head = 0 if not na else (2 if na < 0xFF00 else 6)
+    a_end = 16 + _ceil16(head + na)
+    buf = bytearray(a_end + _ceil16(len(msg)))
+    buf[0] = (0x40 if na else 0) | (((tag_len - 2) // 2) << 3) | (_L - 1)
+    buf[1:14] = nonce
+    buf[14] = len(msg) >> 8
+    buf[15] = len(msg) & 0xFF
+    if head == 2:
+        buf[16] = na >> 8
+        buf[17] = na & 0xFF
+    elif head == 6:
+        buf[16:22] = b"\xff\xfe" + na.to_bytes(4, "big")
+    buf[16 + head : 16 + head + na] = aad
+    buf[a_end : a_end + len(msg)] = msg
+    return _cbc_mac(key, buf)[:tag_len]
 
 
 def _keystream(key: bytes, nonce: bytes, nblocks: int) -> bytes:
-    """S_0 | S_1 | ... : the encrypted counter blocks A_0 .. A_nblocks-1."""
-    prefix = bytes([_L - 1]) + nonce
-    ctrs = b"".join([prefix + i.to_bytes(_L, "big") for i in range(nblocks)])
+    """S_0 | S_1 | ... : the encrypted counter blocks A_0 .. A_nblocks-1, in one AES call."""
+    ctrs = bytearray((bytes([_L - 1]) + nonce + b"\x00\x00") * nblocks)
+    for i in range(1, nblocks):
+        o = 16 * i + 14
+        ctrs[o] = i >> 8
+        ctrs[o + 1] = i & 0xFF
     return _ecb(key, ctrs)
 
 
-def _xor(a: bytes, b: bytes) -> bytes:
-    return (int.from_bytes(a, "big") ^ int.from_bytes(b[: len(a)], "big")).to_bytes(len(a), "big")
+def _xor_into(out: bytearray, start: int, stream: bytes, offset: int, n: int) -> None:
+    """out[start:start+n] ^= stream[offset:offset+n], in place."""
+    if _SMALL:  # MicroPython: a byte loop allocates nothing; a big-int XOR allocates three copies
+        for i in range(n):
+            out[start + i] ^= stream[offset + i]
+    else:  # CPython: one big-int XOR is much faster than a Python loop
+        a = int.from_bytes(out[start : start + n], "big")
+        b = int.from_bytes(stream[offset : offset + n], "big")
+        out[start : start + n] = (a ^ b).to_bytes(n, "big")
 
 
 def _check(key: bytes, nonce: bytes, n: int, tag_len: int) -> None:
@@ -92,10 +112,15 @@ def _check(key: bytes, nonce: bytes, n: int, tag_len: int) -> None:
 
 def encrypt(key: bytes, nonce: bytes, plaintext: bytes, aad: bytes = b"", tag_len: int = TAG_LEN) -> bytes:
     """Ciphertext followed by the tag (16 bytes in the contract; other lengths for RFC 3610's vectors)."""
-    _check(key, nonce, len(plaintext), tag_len)
-    tag = _mac(key, nonce, aad, plaintext, tag_len)
-    stream = _keystream(key, nonce, 1 + (len(plaintext) + 15) // 16)
-    return _xor(plaintext, stream[16:]) + _xor(tag, stream)
+    n = len(plaintext)
+    _check(key, nonce, n, tag_len)
+    out = bytearray(n + tag_len)
+    out[:n] = plaintext
+    out[n:] = _mac(key, nonce, aad, plaintext, tag_len)
+    stream = _keystream(key, nonce, 1 + (n + 15) // 16)
+    _xor_into(out, 0, stream, 16, n)
+    _xor_into(out, n, stream, 0, tag_len)
+    return bytes(out)
 
 
 def decrypt(key: bytes, nonce: bytes, data: bytes, aad: bytes = b"", tag_len: int = TAG_LEN) -> bytes:
@@ -105,14 +130,16 @@ def decrypt(key: bytes, nonce: bytes, data: bytes, aad: bytes = b"", tag_len: in
     n = len(data) - tag_len
     _check(key, nonce, n, tag_len)
     stream = _keystream(key, nonce, 1 + (n + 15) // 16)
-    plaintext = _xor(data[:n], stream[16:])
-    expected = _xor(_mac(key, nonce, aad, plaintext, tag_len), stream)
-    if not _equal(expected, data[n:]):
+    plain = bytearray(data[:n])
+    _xor_into(plain, 0, stream, 16, n)
+    tag = bytearray(_mac(key, nonce, aad, plain, tag_len))
+    _xor_into(tag, 0, stream, 0, tag_len)
+    if not _equal(tag, data[n:]):
         raise EnvelopeError("authentication tag does not verify", "tag")
-    return plaintext
+    return bytes(plain)
 
 
-def _equal(a: bytes, b: bytes) -> bool:
+def _equal(a: bytes | bytearray, b: bytes) -> bool:
     """Compare without an early exit (MicroPython's hmac has no compare_digest)."""
     if len(a) != len(b):
         return False

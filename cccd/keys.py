@@ -28,16 +28,29 @@ LABELS = ((UP_KEY, KEY_LEN), (UP_IV, IV_LEN), (DOWN_KEY, KEY_LEN), (DOWN_IV, IV_
 _BLOCK = 64
 
 
+_PADS: dict[bytes, tuple[bytes, bytes]] = {}  # key -> (ipad, opad): the pseudonym secret is reused
+
+
+def _pads(key: bytes) -> tuple[bytes, bytes]:
+    pads = _PADS.get(key)
+    if pads is None:
+        k = hashlib.sha256(key).digest() if len(key) > _BLOCK else key
+        k = k + bytes(_BLOCK - len(k))
+        pads = (bytes([b ^ 0x36 for b in k]), bytes([b ^ 0x5C for b in k]))
+        if len(_PADS) >= 8:
+            _PADS.clear()
+        _PADS[bytes(key)] = pads
+    return pads
+
+
 def hmac_sha256(key: bytes, msg: bytes) -> bytes:
     """HMAC-SHA256 (RFC 2104); MicroPython has hashlib.sha256 but not always an hmac module."""
     if _FAST:
         return _hmac_digest(key, msg, "sha256")
-    if len(key) > _BLOCK:
-        key = hashlib.sha256(key).digest()
-    key = key + bytes(_BLOCK - len(key))
-    inner = hashlib.sha256(bytes([b ^ 0x36 for b in key]))
+    ipad, opad = _pads(key)
+    inner = hashlib.sha256(ipad)
     inner.update(msg)
-    outer = hashlib.sha256(bytes([b ^ 0x5C for b in key]))
+    outer = hashlib.sha256(opad)
     outer.update(inner.digest())
     return outer.digest()
 

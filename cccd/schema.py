@@ -85,7 +85,10 @@ def parse_topic(t: str) -> tuple[str, str, str]:
 
 
 def _digits(s: str) -> bool:
-    return len(s) > 0 and all("0" <= c <= "9" for c in s)
+    for c in s:  # a loop, not all(<generator>): no heap allocation on MicroPython
+        if not "0" <= c <= "9":
+            return False
+    return len(s) > 0
 
 
 def _is_uint(v: object) -> bool:
