@@ -1,0 +1,271 @@
+"""The ``cccd-edge`` command line.
+
+Exit codes scripts can trust:
+    0   done
+    1   the command failed for a reason outside its input (missing tool, environment)
+    2   the input was rejected (a scan, an envelope): the reason is printed
+    64  the command line itself was wrong (unknown option, missing argument)
+
+A failure prints one line on stderr (what, why, what to do); ``--verbose`` adds the detail.
+"""
+
+import argparse
+import json
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_REJECTED = 2
+EXIT_USAGE = 64
+
+
+class CommandError(Exception):
+    """A failure to report as one line: what happened, why, what to do."""
+
+    def __init__(self, what: str, why: str, todo: str = "", code: int = EXIT_FAILED) -> None:
+        super().__init__(what)
+        self.what = what
+        self.why = why
+        self.todo = todo
+        self.code = code
+
+    def line(self) -> str:
+        parts = [self.what, self.why] + ([self.todo] if self.todo else [])
+        return "cccd-edge: " + " — ".join(parts)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see --help)\n")
+
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _hex(name: str, length: int | None = None) -> Callable[[str], bytes]:
+    def parse(text: str) -> bytes:
+        try:
+            value = bytes.fromhex(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be hex") from None
+        if length is not None and len(value) != length:
+            raise argparse.ArgumentTypeError(f"{name} must be {length} bytes ({2 * length} hex digits)")
+        return value
+
+    return parse
+
+
+def _print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False, indent=2) + "\n")
+
+
+# --- qr -----------------------------------------------------------------------------------------
+
+
+def _qr_parse(args: argparse.Namespace) -> int:
+    from cccd import qr
+
+    data = sys.stdin.buffer.read()
+    try:
+        scan = qr.parse(data, source=args.source)
+    except qr.QRError as exc:
+        _print_json({"ok": False, "reason": exc.reason, "text": exc.text, "detail": exc.detail})
+        return EXIT_REJECTED
+    _print_json({"ok": True, "doc": scan.doc, "id": scan.ident, "warn": scan.warn})
+    return EXIT_OK
+
+
+# --- envelope -----------------------------------------------------------------------------------
+
+
+def _read_input(as_hex: bool) -> bytes:
+    data = sys.stdin.buffer.read()
+    if not as_hex:
+        return data
+    try:
+        return bytes.fromhex(data.decode("ascii").strip())
+    except (UnicodeError, ValueError):
+        raise CommandError(
+            "input is not hex", "--hex expects hex digits on stdin", code=EXIT_REJECTED
+        ) from None
+
+
+def _envelope_seal(args: argparse.Namespace) -> int:
+    from cccd import envelope, schema
+    from cccd.cbor import loads
+    from cccd.errors import CoreError
+
+    payload = _read_input(args.hex)
+    try:
+        schema.parse_topic(args.topic)
+        loads(payload)  # a payload is one CBOR item; refuse to seal anything else
+        sealed = envelope.seal(args.key, args.base_iv, args.kid.encode(), args.seq, args.topic, payload)
+    except CoreError as exc:
+        raise CommandError("cannot seal", f"{exc} ({exc.reason})", code=EXIT_REJECTED) from None
+    if args.hex:
+        sys.stdout.write(sealed.hex() + "\n")
+    else:
+        sys.stdout.buffer.write(sealed)
+    return EXIT_OK
+
+
+def _envelope_open(args: argparse.Namespace) -> int:
+    from cccd import envelope
+    from cccd.cbor import loads
+    from cccd.errors import CoreError
+    from tools.jsonview import to_json
+
+    data = _read_input(args.hex)
+    try:
+        sealed = envelope.parse(data)
+        payload = sealed.open(args.key, args.base_iv, args.topic)
+        value = loads(payload)
+    except CoreError as exc:
+        _print_json({"ok": False, "reason": exc.reason, "detail": str(exc)})
+        return EXIT_REJECTED
+    _print_json(
+        {
+            "ok": True,
+            "kid": sealed.kid.decode("utf-8", "replace"),
+            "seq": sealed.seq,
+            "payload": to_json(value),
+        }
+    )
+    return EXIT_OK
+
+
+# --- bench and demo -----------------------------------------------------------------------------
+
+
+def _bench_core(args: argparse.Namespace) -> int:
+    from tools import bench
+
+    report = bench.core(seconds=args.seconds, micropython=not args.no_micropython, progress=_progress)
+    text = bench.format_core(report)
+    sys.stdout.write(text)
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(report, f, indent=2)
+            f.write("\n")
+    return EXIT_OK
+
+
+def _progress(message: str) -> None:
+    sys.stderr.write(f"… {message}\n")
+    sys.stderr.flush()
+
+
+def _demo(args: argparse.Namespace) -> int:
+    sys.stderr.write(
+        "cccd-edge demo: the broker, collector and simulated nodes arrive with later issues; "
+        "for now the demo measures the protocol core.\n"
+    )
+    args.seconds = 2.0
+    args.no_micropython = False
+    args.json = None
+    return _bench_core(args)
+
+
+# --- the parser ---------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="cccd-edge",
+        description="Reader nodes, broker setup and collector for receiving patients by CCCD / VNeID.",
+        epilog="Exit codes: 0 done, 1 failed, 2 input rejected, 64 bad command line.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="show the detail of a failure")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    qr = sub.add_parser("qr", help="QR codes as scanners send them").add_subparsers(
+        dest="qr_command", metavar="ACTION", parser_class=_Parser
+    )
+    qr.required = True
+    p = qr.add_parser(
+        "parse",
+        help="parse scanned bytes from stdin, print JSON",
+        description="Read the bytes a scanner sent from stdin and print the parsed identity as JSON, "
+        "or the rejection's reason and Vietnamese display text (exit status 2).",
+    )
+    p.add_argument("--source", choices=["vneid"], help="the code was shown by the VNeID app")
+    p.set_defaults(handler=_qr_parse)
+
+    env = sub.add_parser("envelope", help="seal and open COSE_Encrypt0 envelopes").add_subparsers(
+        dest="envelope_command", metavar="ACTION", parser_class=_Parser
+    )
+    env.required = True
+    common = _Parser(add_help=False)
+    common.add_argument("--key", required=True, type=_hex("--key", 32), help="direction key, 64 hex digits")
+    common.add_argument(
+        "--base-iv", required=True, type=_hex("--base-iv", 13), help="direction base IV, 26 hex digits"
+    )
+    common.add_argument("--topic", required=True, help="the message's topic (the external AAD)")
+    common.add_argument("--hex", action="store_true", help="read and write hex instead of raw bytes")
+    p = env.add_parser(
+        "seal",
+        parents=[common],
+        help="seal a CBOR payload from stdin",
+        description="Read a CBOR payload from stdin and write its COSE_Encrypt0 to stdout.",
+    )
+    p.add_argument("--kid", required=True, help="the sending device's id")
+    p.add_argument("--seq", required=True, type=int, help="the sender's sequence number")
+    p.set_defaults(handler=_envelope_seal)
+    p = env.add_parser(
+        "open",
+        parents=[common],
+        help="open a COSE_Encrypt0 from stdin, print JSON",
+        description="Read a COSE_Encrypt0 from stdin, authenticate and decrypt it, print the payload "
+        "as JSON (bytes as h'..'); exit status 2 with the reason when it does not open.",
+    )
+    p.set_defaults(handler=_envelope_open)
+
+    bench = sub.add_parser("bench", help="measure speed and memory").add_subparsers(
+        dest="bench_command", metavar="WHAT", parser_class=_Parser
+    )
+    bench.required = True
+    p = bench.add_parser(
+        "core",
+        help="protocol core: reads per second (CPython), heap per read (MicroPython)",
+        description="Measure the protocol core: parse + pseudonym + seal + open per second under "
+        "CPython on one core, and the MicroPython heap one read cycle allocates.",
+    )
+    p.add_argument("--seconds", type=float, default=3.0, help="time per CPython measurement")
+    p.add_argument("--no-micropython", action="store_true", help="skip the MicroPython measurement")
+    p.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
+    p.set_defaults(handler=_bench_core)
+
+    p = sub.add_parser("demo", help="run the whole system locally with a live view")
+    p.set_defaults(handler=_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except CommandError as exc:
+        sys.stderr.write(exc.line() + "\n")
+        if args.verbose:
+            traceback.print_exc()
+        return exc.code
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        sys.stderr.write(
+            f"cccd-edge: {args.command} failed — {type(exc).__name__}: {exc} — rerun with --verbose\n"
+        )
+        if args.verbose:
+            traceback.print_exc()
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
