@@ -98,6 +98,7 @@ from cccd.text import (
     looks_mojibake,
     nfc,
     repair_mojibake,
+    strip_any,
     strip_ws,
     upper_vn,
     utf8_status,
@@ -345,16 +346,12 @@ def _clean(s: str, warn: list[str]) -> str:
 
 def _strip_ends(s: str, junk: str, warn: list[str]) -> str:
     """``s`` without the characters of ``junk`` at either end, with a warning for what went."""
-    if not s or (s[0] not in junk and s[-1] not in junk):
+    kept = strip_any(s, junk)
+    if len(kept) == len(s):
         return s
-    cs = list(s)
-    start = 0
-    end = len(cs)
-    while start < end and cs[start] in junk:
-        start += 1
-    while end > start and cs[end - 1] in junk:
-        end -= 1
-    for c in cs[:start] + cs[end:]:
+    # kept starts with a character that is not junk, so its first occurrence is where it starts
+    lead = s.find(kept) if kept else len(s)
+    for c in s[:lead] + s[lead + len(kept) :]:
         if c == "\ufeff":
             _warn(warn, "bom")
         elif c in WHITESPACE:
@@ -363,7 +360,7 @@ def _strip_ends(s: str, junk: str, warn: list[str]) -> str:
             _warn(warn, "invisible")
         else:
             _warn(warn, "control")
-    return "".join(cs[start:end])
+    return kept
 
 
 def _scrub(s: str, warn: list[str]) -> str:

@@ -42,12 +42,7 @@ def build() -> dict[str, Any]:
         "issued": "2021-04-12",
     }
     read = schema.read(READ_SEQ, 1795000000000, "ntp", "qr", "cccd", pid, ident, warn=[])
-    read_topic = schema.topic(FACILITY, DEVICE, "read")
-    read_cbor = schema.encode("read", read)
     result = schema.result(READ_SEQ, "ok", "Thẻ BHYT hợp lệ\nĐến 31/12/2026", "000", "2026-12-31")
-    result_topic = schema.topic(FACILITY, DEVICE, "result")
-    result_cbor = schema.encode("result", result)
-    kid = DEVICE.encode()
     return {
         "contract": "cccd/v1",
         "note": "Synthetic data. Byte strings are hex; in payload_json, bytes are written h'...'.",
@@ -65,28 +60,26 @@ def build() -> dict[str, Any]:
             "bhxh": BHXH_NUMBER,
             "pid_bhxh": pseudonym.pid(PSEUDONYM_SECRET, bhxh=BHXH_NUMBER).hex(),
         },
-        "read": {
-            "topic": read_topic,
-            "kid": kid.hex(),
-            "seq": READ_SEQ,
-            "partial_iv": envelope.partial_iv(READ_SEQ).hex(),
-            "nonce": envelope.nonce(k.up_iv, envelope.partial_iv(READ_SEQ)).hex(),
-            "payload_json": to_json(read),
-            "payload_cbor": read_cbor.hex(),
-            "envelope": envelope.seal(k.up_key, k.up_iv, kid, READ_SEQ, read_topic, read_cbor).hex(),
-        },
-        "result": {
-            "topic": result_topic,
-            "kid": kid.hex(),
-            "seq": RESULT_SEQ,
-            "partial_iv": envelope.partial_iv(RESULT_SEQ).hex(),
-            "nonce": envelope.nonce(k.down_iv, envelope.partial_iv(RESULT_SEQ)).hex(),
-            "payload_json": to_json(result),
-            "payload_cbor": result_cbor.hex(),
-            "envelope": envelope.seal(
-                k.down_key, k.down_iv, kid, RESULT_SEQ, result_topic, result_cbor
-            ).hex(),
-        },
+        "read": _message("read", read, READ_SEQ, k.up_key, k.up_iv),
+        "result": _message("result", result, RESULT_SEQ, k.down_key, k.down_iv),
+    }
+
+
+def _message(kind: str, msg: dict[str, Any], seq: int, key: bytes, base_iv: bytes) -> dict[str, Any]:
+    """One message of ``kind`` sealed as the ``seq``-th of its sender, with every step shown."""
+    topic = schema.topic(FACILITY, DEVICE, kind)
+    kid = DEVICE.encode()
+    payload = schema.encode(kind, msg)
+    piv = envelope.partial_iv(seq)
+    return {
+        "topic": topic,
+        "kid": kid.hex(),
+        "seq": seq,
+        "partial_iv": piv.hex(),
+        "nonce": envelope.nonce(base_iv, piv).hex(),
+        "payload_json": to_json(msg),
+        "payload_cbor": payload.hex(),
+        "envelope": envelope.seal(key, base_iv, kid, seq, topic, payload).hex(),
     }
 
 
