@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := .make
 
 # Debian packages the tests need, as `command:package` (installed only when the command is missing).
-APT_NEEDS := node:nodejs npm:npm
+APT_NEEDS := node:nodejs npm:npm mosquitto:mosquitto mosquitto_pub:mosquitto-clients
 
 .PHONY: demo test lint typecheck pytest setup clean
 
@@ -18,8 +18,8 @@ demo: setup
 test: setup lint typecheck pytest
 
 lint: setup
-	$(BIN)/ruff check cccd tools tests
-	$(BIN)/ruff format --check cccd tools tests
+	$(BIN)/ruff check cccd collector tools tests
+	$(BIN)/ruff format --check cccd collector tools tests
 
 typecheck: setup
 	$(BIN)/mypy

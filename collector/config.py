@@ -1,0 +1,100 @@
+"""The collector's settings file (TOML).
+
+[broker]
+host = "127.0.0.1"
+port = 8883
+tls = true
+ca = "/etc/cccd-edge/broker/ca.pem"         # the facility CA that signed the broker's certificate
+username = "collector-38001"
+password_file = "/etc/cccd-edge/collector.password"   # or: password = "..."
+client_id = "cccd-collector-1"              # fixed: the broker keeps this session's queue
+shared_group = "cccd-collectors"            # "" for plain subscriptions
+
+[store]
+url = "sqlite:////var/lib/cccd-edge/collector.db"
+kek_file = "/etc/cccd-edge/kek"             # or the environment variable CCCD_KEK
+retention_days = 30
+
+[collector]
+facilities = ["38001"]
+heartbeat_interval = 30                     # seconds between node heartbeats
+metrics_host = "127.0.0.1"
+metrics_port = 9108                         # 0: no metrics endpoint
+batch_size = 200                            # messages per transaction at most
+"""
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(Exception):
+    """The settings file is missing, unreadable or wrong."""
+
+
+@dataclass
+class BrokerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8883
+    tls: bool = True
+    ca: str = ""
+    username: str = ""
+    password: str = ""
+    client_id: str = "cccd-collector-1"
+    shared_group: str = "cccd-collectors"
+
+
+@dataclass
+class StoreSettings:
+    url: str = "sqlite:///collector.db"
+    kek_file: str | None = None
+    retention_days: float = 30.0
+
+
+@dataclass
+class CollectorConfig:
+    broker: BrokerSettings = field(default_factory=BrokerSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
+    facilities: list[str] = field(default_factory=list)
+    heartbeat_interval: float = 30.0
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 9108
+    batch_size: int = 200
+
+
+def load(path: str | Path) -> CollectorConfig:
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text("utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    except (tomllib.TOMLDecodeError, UnicodeError) as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    return from_dict(data, base=path.parent)
+
+
+def from_dict(data: dict[str, Any], base: Path = Path(".")) -> CollectorConfig:
+    broker = dict(data.get("broker", {}))
+    password_file = broker.pop("password_file", None)
+    if password_file:
+        try:
+            broker["password"] = (base / password_file).read_text("utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot read the broker password file {password_file}: {exc.strerror}"
+            ) from None
+    store = dict(data.get("store", {}))
+    if store.get("kek_file"):
+        store["kek_file"] = str(base / store["kek_file"])
+    if broker.get("ca"):
+        broker["ca"] = str(base / broker["ca"])
+    try:
+        cfg = CollectorConfig(
+            broker=BrokerSettings(**broker), store=StoreSettings(**store), **dict(data.get("collector", {}))
+        )
+    except TypeError as exc:
+        raise ConfigError(f"unknown or misspelt setting: {exc}") from None
+    if not cfg.facilities:
+        raise ConfigError("collector.facilities is empty: name the facility codes this collector serves")
+    return cfg

@@ -1,0 +1,184 @@
+"""The collector's store: one schema, SQLite (WAL) by default or PostgreSQL, with migrations.
+
+``open_db(url)`` takes ``sqlite:///path/to/file.db`` (or a bare path) or ``postgresql://...``
+(needs the ``postgres`` extra). SQL in this package is written once with ``?`` placeholders and
+the few type names that differ spelled ``{blob}``, ``{real}``, ``{serial}``; the ``Database``
+translates for its dialect. ``migrate()`` applies what is missing of ``MIGRATIONS`` in order,
+each in its own transaction, and records the version.
+"""
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    # 1: registry, reads, quarantine, fleet
+    (
+        """CREATE TABLE devices (
+            facility TEXT NOT NULL,
+            device TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            site TEXT NOT NULL,
+            state TEXT NOT NULL,
+            secret {blob} NOT NULL,
+            old_secret {blob},
+            old_until {real},
+            created {real} NOT NULL,
+            updated {real} NOT NULL,
+            PRIMARY KEY (facility, device))""",
+        """CREATE TABLE facilities (
+            facility TEXT PRIMARY KEY,
+            pseudonym_secret {blob} NOT NULL,
+            created {real} NOT NULL)""",
+        """CREATE TABLE reads (
+            id {serial},
+            facility TEXT NOT NULL,
+            device TEXT NOT NULL,
+            seq BIGINT NOT NULL,
+            received {real} NOT NULL,
+            ts BIGINT NOT NULL,
+            clk TEXT NOT NULL,
+            src TEXT NOT NULL,
+            doc TEXT NOT NULL,
+            pid {blob} NOT NULL,
+            personal {blob},
+            warn TEXT NOT NULL,
+            purged {real},
+            UNIQUE (facility, device, seq))""",
+        "CREATE INDEX reads_received ON reads (received)",
+        """CREATE TABLE quarantine (
+            id {serial},
+            received {real} NOT NULL,
+            topic TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            digest {blob} NOT NULL)""",
+        "CREATE INDEX quarantine_received ON quarantine (received)",
+        """CREATE TABLE presence (
+            facility TEXT NOT NULL,
+            device TEXT NOT NULL,
+            start {real} NOT NULL,
+            stop {real},
+            boot BIGINT NOT NULL)""",
+        "CREATE INDEX presence_device ON presence (facility, device, start)",
+        """CREATE TABLE device_latest (
+            facility TEXT NOT NULL,
+            device TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            received {real} NOT NULL,
+            body {blob} NOT NULL,
+            PRIMARY KEY (facility, device, kind))""",
+    ),
+)
+
+_TYPES = {
+    "sqlite": {"blob": "BLOB", "real": "REAL", "serial": "INTEGER PRIMARY KEY AUTOINCREMENT"},
+    "postgresql": {
+        "blob": "BYTEA",
+        "real": "DOUBLE PRECISION",
+        "serial": "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+    },
+}
+
+
+class DatabaseError(Exception):
+    """The store cannot be opened or migrated."""
+
+
+class Database:
+    """A connection with the dialect's SQL spelling; one writer at a time (a lock)."""
+
+    def __init__(self, conn: Any, dialect: str, errors: tuple[type[Exception], ...]) -> None:
+        self.conn = conn
+        self.dialect = dialect
+        self.errors = errors  # the driver's exceptions: the store failed, not the message
+        self.lock = threading.RLock()
+
+    def sql(self, text: str) -> str:
+        text = text.format(**_TYPES[self.dialect])
+        return text.replace("?", "%s") if self.dialect == "postgresql" else text
+
+    def execute(self, text: str, params: Sequence[Any] = ()) -> Any:
+        return self.conn.execute(self.sql(text), tuple(params))
+
+    def query(self, text: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self.lock:
+            return list(self.execute(text, params).fetchall())
+
+    @contextmanager
+    def transaction(self) -> Iterator["Database"]:
+        """Everything inside commits together or not at all."""
+        with self.lock:
+            try:
+                yield self
+            except BaseException:
+                self.conn.rollback()
+                raise
+            self.conn.commit()
+
+    def version(self) -> int:
+        rows = self.query("SELECT version FROM schema_version")
+        return int(rows[0][0]) if rows else 0
+
+    def migrate(self) -> int:
+        """Apply the missing migrations; returns the schema version."""
+        with self.transaction():
+            self.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        current = self.version()
+        for number, statements in enumerate(MIGRATIONS, start=1):
+            if number <= current:
+                continue
+            with self.transaction():
+                for statement in statements:
+                    self.execute(statement)
+                self.execute("DELETE FROM schema_version")
+                self.execute("INSERT INTO schema_version (version) VALUES (?)", (number,))
+            current = number
+        return current
+
+    def close(self) -> None:
+        with self.lock:
+            self.conn.close()
+
+
+def open_db(url: str) -> Database:
+    """Open (and migrate) the store named by ``url``."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return _open_postgres(url)
+    path = url[len("sqlite:///") :] if url.startswith("sqlite:///") else url
+    db = Database(_open_sqlite(path), "sqlite", (sqlite3.Error,))
+    db.migrate()
+    return db
+
+
+def _open_sqlite(path: str) -> sqlite3.Connection:
+    if path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        conn = sqlite3.connect(path, check_same_thread=False, timeout=30)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")  # a committed read survives power loss
+        conn.execute("PRAGMA foreign_keys=ON")
+    except sqlite3.Error as exc:
+        raise DatabaseError(f"cannot open the SQLite store {path}: {exc}") from None
+    return conn
+
+
+def _open_postgres(url: str) -> Database:
+    try:
+        import psycopg  # noqa: PLC0415 - optional: only with the postgres extra
+    except ImportError:
+        raise DatabaseError(
+            "PostgreSQL needs the postgres extra: pip install 'cccd-edge[postgres]'"
+        ) from None
+    try:
+        conn = psycopg.connect(url)
+    except psycopg.Error as exc:
+        raise DatabaseError(f"cannot connect to PostgreSQL: {exc}") from None
+    db = Database(conn, "postgresql", (psycopg.Error,))
+    db.migrate()
+    return db

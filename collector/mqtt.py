@@ -1,0 +1,144 @@
+"""MQTT in: the collector's edge to the broker (paho-mqtt 2.x, manual acknowledgement).
+
+The session outlives the process: a fixed client id with ``clean_session=False``, so the broker
+keeps queueing QoS 1 messages while the collector is down and delivers again whatever it had
+sent but not seen acknowledged. Messages are acknowledged only after ``Ingest`` committed them:
+paho's ``manual_ack=True`` and ``Client.ack(mid, qos)``, in the order they arrived (MQTT requires
+PUBACKs in order).
+
+paho's network thread only queues messages; one worker thread takes them in batches (up to
+``batch_size``, or what arrived within a few milliseconds), has them committed in one
+transaction, then acknowledges each.
+"""
+
+import logging
+import queue
+import ssl
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from collector.config import BrokerSettings
+from collector.ingest import INBOUND, Message, Outcome
+
+log = logging.getLogger("cccd.collector.mqtt")
+
+Handler = Callable[[Sequence[Message]], Sequence[Outcome]]
+_STOP = object()
+
+
+def subscriptions(facilities: Sequence[str], shared_group: str) -> list[str]:
+    """The topic filters of a collector serving ``facilities``."""
+    filters = [f"cccd/v1/{facility}/+/{kind}" for facility in facilities for kind in INBOUND]
+    if shared_group:
+        return [f"$share/{shared_group}/{f}" for f in filters]
+    return filters
+
+
+class MqttSource:
+    """Connects, subscribes, batches deliveries into ``handler`` and acknowledges after it returns."""
+
+    def __init__(
+        self, settings: BrokerSettings, facilities: Sequence[str], handler: Handler, batch_size: int = 200
+    ) -> None:
+        self.settings = settings
+        self.filters = subscriptions(facilities, settings.shared_group)
+        self.handler = handler
+        self.batch_size = batch_size
+        self.connected = threading.Event()
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._worker = threading.Thread(target=self._work, name="cccd-collector-ingest", daemon=True)
+        self._failed: BaseException | None = None
+        self.client = self._make_client()
+
+    def _make_client(self) -> mqtt.Client:
+        s = self.settings
+        client = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=s.client_id,
+            clean_session=False,
+            protocol=mqtt.MQTTv311,
+            manual_ack=True,
+        )
+        if s.username:
+            client.username_pw_set(s.username, s.password)
+        if s.tls:
+            client.tls_set(ca_certs=s.ca or None, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.max_inflight_messages_set(100)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        return client
+
+    # --- paho callbacks (network thread) ----------------------------------------------------
+
+    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if reason.is_failure:
+            log.error("broker refused the connection: %s", reason)
+            return
+        client.subscribe([(f, 1) for f in self.filters])
+        log.info(
+            "connected to %s:%d, subscribed to %d filters",
+            self.settings.host,
+            self.settings.port,
+            len(self.filters),
+        )
+        self.connected.set()
+
+    def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        self.connected.clear()
+        log.warning("disconnected from the broker (%s); reconnecting", reason)
+
+    def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        self._queue.put(Message(msg.topic, bytes(msg.payload), time.time(), (msg.mid, msg.qos)))
+
+    # --- the worker ---------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is _STOP:
+                return
+            batch = [first]
+            deadline = time.monotonic() + 0.005
+            while len(batch) < self.batch_size:
+                try:
+                    item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    self._queue.put(_STOP)
+                    break
+                batch.append(item)
+            try:
+                self.handler(batch)
+            except BaseException as exc:  # the store is down: acknowledge nothing, stop
+                log.error("could not store a batch of %d messages: %s", len(batch), exc)
+                self._failed = exc
+                self.client.disconnect()
+                return
+            for message in batch:
+                mid, qos = message.token
+                self.client.ack(mid, qos)
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._worker.start()
+        self.client.connect_async(self.settings.host, self.settings.port, keepalive=30)
+        self.client.loop_start()
+
+    def stop(self) -> None:
+        self._queue.put(_STOP)
+        self._worker.join(timeout=10)
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    @property
+    def failed(self) -> BaseException | None:
+        return self._failed
