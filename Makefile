@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := .make
 
 # Debian packages the tests need, as `command:package` (installed only when the command is missing).
-APT_NEEDS := node:nodejs npm:npm mosquitto:mosquitto mosquitto_pub:mosquitto-clients
+APT_NEEDS := node:nodejs npm:npm mosquitto:mosquitto mosquitto_pub:mosquitto-clients pg_ctlcluster:postgresql
 
 .PHONY: demo test lint typecheck pytest setup clean
 

@@ -170,6 +170,31 @@ def _demo(args: argparse.Namespace) -> int:
     return _bench_core(args)
 
 
+# --- collector ----------------------------------------------------------------------------------
+
+
+def _collector_run(args: argparse.Namespace) -> int:
+    import logging
+
+    from collector import app
+    from collector.config import ConfigError
+    from collector.db import DatabaseError
+    from collector.keystore import KeystoreError
+
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return app.run(args.config)
+    except ConfigError as exc:
+        raise CommandError("cannot start the collector", str(exc), "fix the settings file") from None
+    except KeystoreError as exc:
+        raise CommandError("cannot start the collector", str(exc), "see `cccd-edge provision init`") from None
+    except DatabaseError as exc:
+        raise CommandError("cannot start the collector", str(exc), "check [store] url") from None
+
+
 # --- the parser ---------------------------------------------------------------------------------
 
 
@@ -239,6 +264,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-micropython", action="store_true", help="skip the MicroPython measurement")
     p.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     p.set_defaults(handler=_bench_core)
+
+    col = sub.add_parser("collector", help="the facility server's collector").add_subparsers(
+        dest="collector_command", metavar="ACTION", parser_class=_Parser
+    )
+    col.required = True
+    p = col.add_parser(
+        "run",
+        help="run the collector until SIGTERM / Ctrl-C",
+        description="Connect to the facility broker, verify, de-duplicate and store what the nodes send.",
+    )
+    p.add_argument("--config", required=True, help="the collector's TOML settings file")
+    p.set_defaults(handler=_collector_run)
 
     p = sub.add_parser("demo", help="run the whole system locally with a live view")
     p.set_defaults(handler=_demo)

@@ -1,5 +1,6 @@
 """Ingest without the broker: verification, de-duplication, quarantine, encryption at rest."""
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,12 +20,13 @@ TOPIC = schema.topic(FAC, DEV, "read")
 
 
 @pytest.fixture
-def parts(tmp_path: Path) -> tuple[Database, Registry, Ingest, bytes]:
-    db = open_db(f"sqlite:///{tmp_path / 'c.db'}")
+def parts(store_url: str) -> Iterator[tuple[Database, Registry, Ingest, bytes]]:
+    db = open_db(store_url)
     ks = Keystore(bytes(range(32)))
     reg = Registry(db, ks)
     secret = reg.add(FAC, DEV, "esp32", "Quầy 3", now=1000.0)
-    return db, reg, Ingest(db, reg, ks), secret
+    yield db, reg, Ingest(db, reg, ks), secret
+    db.close()
 
 
 def read_payload(seq: int, reg: Registry) -> bytes:
@@ -42,8 +44,12 @@ def msg(data: bytes, topic: str = TOPIC, at: float = 2000.0) -> Message:
     return Message(topic, data, at)
 
 
-def test_a_read_is_stored_once_with_personal_fields_encrypted(parts, tmp_path: Path) -> None:
-    db, reg, ingest, secret = parts
+def test_a_read_is_stored_once_with_personal_fields_encrypted(tmp_path: Path) -> None:
+    db = open_db(f"sqlite:///{tmp_path / 'c.db'}")
+    ks = Keystore(bytes(range(32)))
+    reg = Registry(db, ks)
+    secret = reg.add(FAC, DEV, "esp32", "Quầy 3", now=1000.0)
+    ingest = Ingest(db, reg, ks)
     data = sealed(secret, 1, read_payload(1, reg))
     first, again = ingest.handle_batch([msg(data), msg(data)])
     assert first.status == ing.STORED and first.body["doc"] == "cccd" and "id" not in first.body
