@@ -4,21 +4,24 @@ Debian's ``postgresql`` package puts the server in /usr/lib/postgresql/<version>
 refuses to run as root, so as root the cluster belongs to the ``postgres`` user (runuser).
 """
 
+import contextlib
 import os
 import shutil
 import socket
 import subprocess
 from pathlib import Path
 
+import psycopg
 
-class PostgresUnavailable(RuntimeError):
+
+class PostgresUnavailableError(RuntimeError):
     pass
 
 
 def _bin_dir() -> Path:
     found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
     if not found:
-        raise PostgresUnavailable(
+        raise PostgresUnavailableError(
             "PostgreSQL is not installed: make test installs the Debian package postgresql"
         )
     return found[-1].parent
@@ -44,7 +47,8 @@ class PostgresServer:
             cmd = ["runuser", "-u", "postgres", "--", *cmd]
         done = subprocess.run(cmd, capture_output=True, timeout=120, check=False)
         if done.returncode != 0:
-            raise PostgresUnavailable(f"{args[0]} failed: {done.stderr.decode(errors='replace').strip()}")
+            why = done.stderr.decode(errors="replace").strip()
+            raise PostgresUnavailableError(f"{args[0]} failed: {why}")
 
     def start(self) -> "PostgresServer":
         self.base.mkdir(parents=True, exist_ok=True)
@@ -60,14 +64,10 @@ class PostgresServer:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
     def create_database(self, name: str) -> str:
-        import psycopg
-
         with psycopg.connect(self.url(), autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
     def stop(self) -> None:
-        try:
+        with contextlib.suppress(subprocess.SubprocessError, OSError, PostgresUnavailableError):
             self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
-        except (subprocess.SubprocessError, OSError):
-            pass
