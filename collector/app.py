@@ -15,12 +15,16 @@ from collector import config as config_mod
 from collector.db import Database, open_db
 from collector.ingest import Ingest, purge_personal
 from collector.keystore import Keystore, load_kek
+from collector.metrics import Metrics
 from collector.mqtt import MqttSource
 from collector.registry import Registry
+from collector.tracker import FleetTracker
 
 log = logging.getLogger("cccd.collector")
 
 RETENTION_EVERY = 3600.0  # seconds between purges of expired personal fields
+TICK_EVERY = 5.0  # seconds between heartbeat-silence checks and fleet snapshots
+SETTLE = 5.0  # after (re)connecting, let retained statuses arrive before judging silence
 
 
 class Collector:
@@ -30,16 +34,31 @@ class Collector:
         self.keystore = Keystore(load_kek(cfg.store.kek_file))
         self.registry = Registry(self.db, self.keystore)
         self.ingest = Ingest(self.db, self.registry, self.keystore)
+        self.metrics = Metrics()
+        self.tracker = FleetTracker(self.db, self.registry, self.metrics, cfg.heartbeat_interval)
+        self.ingest.listeners.append(self.tracker.on_outcomes)
         self.source = MqttSource(cfg.broker, cfg.facilities, self.ingest.handle_batch, cfg.batch_size)
 
     def run(self, stop: threading.Event) -> int:
+        if self.cfg.metrics_port:
+            from prometheus_client import start_http_server  # noqa: PLC0415
+
+            start_http_server(self.cfg.metrics_port, self.cfg.metrics_host, registry=self.metrics.registry)
         self.source.start()
-        next_purge = 0.0
+        next_purge = next_tick = 0.0
         try:
             while not stop.wait(0.2):
                 if self.source.failed is not None:
                     return 1
                 now = time.time()
+                if now >= next_tick:
+                    if (
+                        self.source.connected_since is not None
+                        and now - self.source.connected_since >= SETTLE
+                    ):
+                        self.tracker.tick(now)
+                    self.tracker.snapshot(now)
+                    next_tick = now + TICK_EVERY
                 if now >= next_purge:
                     purged = purge_personal(self.db, self.cfg.store.retention_days, now)
                     if purged:

@@ -73,6 +73,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             body {blob} NOT NULL,
             PRIMARY KEY (facility, device, kind))""",
     ),
+    # 2: presence is kept as each device's state (collector.fleet.DeviceState as JSON)
+    (
+        "DROP TABLE presence",
+        """CREATE TABLE presence_state (
+            facility TEXT NOT NULL,
+            device TEXT NOT NULL,
+            body TEXT NOT NULL,
+            PRIMARY KEY (facility, device))""",
+    ),
 )
 
 _TYPES = {

@@ -177,7 +177,7 @@ def _decode(kind: str, data: bytes) -> dict[str, Any]:
     try:
         return schema.decode(kind, data)
     except CoreError as exc:
-        raise Rejected("schema", f"{exc} ({exc.reason})") from None
+        raise Rejected(exc.reason, str(exc)) from None
 
 
 def _quarantine(tx: Database, message: Message, reason: str, detail: str) -> None:

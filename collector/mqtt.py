@@ -50,6 +50,7 @@ class MqttSource:
         self.handler = handler
         self.batch_size = batch_size
         self.connected = threading.Event()
+        self.connected_since: float | None = None
         self._queue: queue.Queue[Any] = queue.Queue()
         self._worker = threading.Thread(target=self._work, name="cccd-collector-ingest", daemon=True)
         self._failed: BaseException | None = None
@@ -88,10 +89,12 @@ class MqttSource:
             self.settings.port,
             len(self.filters),
         )
+        self.connected_since = time.time()
         self.connected.set()
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         self.connected.clear()
+        self.connected_since = None
         log.warning("disconnected from the broker (%s); reconnecting", reason)
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:

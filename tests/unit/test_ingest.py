@@ -81,7 +81,9 @@ def test_rejections_are_counted_by_reason_and_quarantined_without_plaintext(part
         "malformed": msg(b"\xa1\x01"),
         "too_large": msg(bytes(envelope.MAX_ENVELOPE + 1)),
         "topic": msg(good, "cccd/v1/38001/QR/read"),
-        "schema": msg(sealed(secret, 6, cbor.dumps({"v": 1}))),
+        "missing": msg(sealed(secret, 6, cbor.dumps({"v": 1}))),
+        "value": msg(sealed(secret, 10, cbor.dumps({**cbor.loads(read_payload(10, reg)), "src": "fax"}))),
+        "cbor": msg(sealed(secret, 11, b"\xa1")),
         "seq_mismatch": msg(sealed(secret, 7, read_payload(8, reg))),
     }
     cases["tag_other_key"] = msg(envelope.seal(other.up_key, other.up_iv, DEV.encode(), 9, TOPIC, b"\xa0"))
@@ -94,7 +96,9 @@ def test_rejections_are_counted_by_reason_and_quarantined_without_plaintext(part
         "malformed",
         "too_large",
         "topic",
-        "schema",
+        "missing",
+        "value",
+        "cbor",
         "seq_mismatch",
         "tag",
     ]
@@ -145,7 +149,7 @@ def test_status_telemetry_inventory_of_known_devices(parts) -> None:
     )
     assert [o.status for o in outcomes[:3]] == [ing.ACCEPTED] * 3
     assert outcomes[1].body["q"] == 2
-    assert [o.reason for o in outcomes[3:]] == ["schema", "unknown_device", "topic"]
+    assert [o.reason for o in outcomes[3:]] == ["cbor", "unknown_device", "topic"]
     assert db.query("SELECT COUNT(*) FROM device_latest")[0][0] == 3
 
 
