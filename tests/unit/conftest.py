@@ -7,8 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from tests.pgserver import PostgresServer
+from pgserver import PostgresServer
 
 _names = itertools.count()
 
