@@ -21,6 +21,9 @@ heartbeat_interval = 30                     # seconds between node heartbeats
 metrics_host = "127.0.0.1"
 metrics_port = 9108                         # 0: no metrics endpoint
 batch_size = 200                            # messages per transaction at most
+
+A shared subscription lets several collectors share the reads, but Mosquitto 2.0 lets any
+account join a share group (broker_config/mosquitto/README.md): keep shared_group empty there.
 """
 
 import tomllib
@@ -42,7 +45,10 @@ class BrokerSettings:
     username: str = ""
     password: str = ""
     client_id: str = "cccd-collector-1"
-    shared_group: str = "cccd-collectors"
+    # Mosquitto 2.0 grants every SUBSCRIBE and checks the ACL only at delivery: any account may
+    # join a share group and silently divert reads from the collector. Plain subscriptions there;
+    # a share group only on brokers that check subscriptions (or with a secret group name).
+    shared_group: str = ""
 
 
 @dataclass
