@@ -8,7 +8,7 @@ ca = "/etc/cccd-edge/broker/ca.pem"         # the facility CA that signed the br
 username = "collector-38001"
 password_file = "/etc/cccd-edge/collector.password"   # or: password = "..."
 client_id = "cccd-collector-1"              # fixed: the broker keeps this session's queue
-shared_group = "cccd-collectors"            # "" for plain subscriptions
+shared_group = ""                          # "": plain subscriptions (see below)
 
 [store]
 url = "sqlite:////var/lib/cccd-edge/collector.db"

@@ -73,6 +73,7 @@ class MqttSource:
         client.max_inflight_messages_set(100)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
         return client
 
@@ -91,6 +92,15 @@ class MqttSource:
         )
         self.connected_since = time.time()
         self.connected.set()
+
+    def _on_subscribe(self, _c: mqtt.Client, _u: Any, _mid: int, reasons: list[Any], _p: Any) -> None:
+        refused = [f for f, r in zip(self.filters, reasons, strict=False) if r.is_failure]
+        if refused:
+            log.error(
+                "the broker refused the subscriptions %s: check the collector's ACL", ", ".join(refused)
+            )
+        else:
+            log.info("subscribed to %d topic filters", len(self.filters))
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         self.connected.clear()

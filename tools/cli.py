@@ -195,6 +195,81 @@ def _collector_run(args: argparse.Namespace) -> int:
         raise CommandError("cannot start the collector", str(exc), "check [store] url") from None
 
 
+# --- provision ----------------------------------------------------------------------------------
+
+RELOAD_HINT = "then make the broker re-read its files: systemctl reload mosquitto"
+
+
+def _provision(args: argparse.Namespace) -> int:
+    from collector.registry import RegistryError
+    from tools import provision
+
+    try:
+        return _provision_action(args, provision)
+    except (provision.ProvisionError, RegistryError) as exc:
+        what = {"init": "initialise the facility", "list": "list the devices"}.get(
+            args.provision_command, f"{args.provision_command} the device"
+        )
+        raise CommandError(f"cannot {what}", str(exc), code=EXIT_REJECTED) from None
+
+
+def _provision_action(args: argparse.Namespace, provision: Any) -> int:
+    action = args.provision_command
+    if action == "init":
+        home = provision.init(
+            args.home, args.facility, args.broker_host, args.port, mtls=args.mtls, run_here=args.run_here
+        )
+        sys.stdout.write(f"facility {args.facility} initialised in {home.path}\n")
+        sys.stdout.write(f"broker files: {home.broker.conf.parent} (see broker_config/mosquitto/README.md)\n")
+    elif action == "device":
+        path = provision.device(args.home, args.facility, args.id, args.kind, args.site, args.out)
+        sys.stdout.write(f"{args.facility}/{args.id} provisioned; node configuration (secret!) in {path}\n")
+        sys.stdout.write(RELOAD_HINT + "\n")
+    elif action == "revoke":
+        provision.revoke(args.home, args.facility, args.id)
+        sys.stdout.write(f"{args.facility}/{args.id} revoked; its reads are refused from now on\n")
+        sys.stdout.write(RELOAD_HINT + "\n")
+    elif action == "rotate":
+        path = provision.rotate(args.home, args.facility, args.id, args.grace, args.out)
+        sys.stdout.write(f"{args.facility}/{args.id} has a new secret; the old one is accepted for ")
+        sys.stdout.write(f"{args.grace:g} s. New node configuration in {path}\n")
+        sys.stdout.write(RELOAD_HINT + "\n")
+    elif action == "list":
+        for d in provision.Home(args.home).registry().devices():
+            sys.stdout.write(f"{d.facility}\t{d.device}\t{d.kind}\t{d.state}\t{d.site}\n")
+    return EXIT_OK
+
+
+def _add_provision(sub: Any) -> None:
+    prov = sub.add_parser("provision", help="a facility's keys and broker files, and its devices")
+    actions = prov.add_subparsers(dest="provision_command", metavar="ACTION", parser_class=_Parser)
+    actions.required = True
+    home = _Parser(add_help=False)
+    home.add_argument("--home", default="/etc/cccd-edge", help="the facility home (default /etc/cccd-edge)")
+    dev = _Parser(add_help=False)
+    dev.add_argument("--facility", required=True, help="the facility's 5-digit code")
+    dev.add_argument("--id", required=True, help="the device id, [a-z0-9-]{1,32}")
+
+    p = actions.add_parser("init", parents=[home], help="create a facility home: KEK, CA, broker, collector")
+    p.add_argument("--facility", required=True, help="the facility's 5-digit code")
+    p.add_argument("--broker-host", default="localhost", help="the name nodes use to reach the broker")
+    p.add_argument("--port", type=int, default=8883, help="the broker's TLS port")
+    p.add_argument("--mtls", action="store_true", help="nodes also need a client certificate")
+    p.add_argument(
+        "--run-here", action="store_true", help="the broker runs from this directory (demo, tests)"
+    )
+    p = actions.add_parser("device", parents=[home, dev], help="provision a node, write its configuration")
+    p.add_argument("--kind", required=True, choices=["esp32", "rpi"], help="the node's hardware")
+    p.add_argument("--site", required=True, help="where it stands, e.g. 'Quầy 3 – Khoa Khám bệnh'")
+    p.add_argument("--out", help="where to write the node configuration (default: HOME/nodes/)")
+    actions.add_parser("revoke", parents=[home, dev], help="refuse a device from now on")
+    p = actions.add_parser("rotate", parents=[home, dev], help="give a device a new secret")
+    p.add_argument("--grace", type=float, default=86400.0, help="seconds the old secret is still accepted")
+    p.add_argument("--out", help="where to write the new node configuration")
+    actions.add_parser("list", parents=[home], help="the provisioned devices")
+    prov.set_defaults(handler=_provision)
+
+
 # --- the parser ---------------------------------------------------------------------------------
 
 
@@ -264,6 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-micropython", action="store_true", help="skip the MicroPython measurement")
     p.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     p.set_defaults(handler=_bench_core)
+
+    _add_provision(sub)
 
     col = sub.add_parser("collector", help="the facility server's collector").add_subparsers(
         dest="collector_command", metavar="ACTION", parser_class=_Parser
