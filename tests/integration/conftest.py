@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from broker import Broker, Peers, start_broker
+from facility import Site
 
 
 @pytest.fixture(scope="session")
@@ -57,3 +58,11 @@ def pytest_runtest_makereport(
             if isinstance(value, Broker):
                 report.sections.append((f"mosquitto log ({name})", value.log()[-20_000:]))
     return report
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[Site]:
+    """A provisioned facility home with its broker running and one node provisioned (qr-0001)."""
+    s = Site(tmp_path)
+    yield s
+    s.stop()
