@@ -41,6 +41,24 @@ def test_init_device_revoke_rotate(tmp_path: Path) -> None:
     hashed = dict(line.split(":", 1) for line in passwords.splitlines())
     assert bf.verify_password(hashed["qr-0007"], node["broker"]["password"])
     assert "user qr-0007" in (Path(home) / "broker" / "acl").read_text()
+    fleet = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tools.cli",
+            "collector",
+            "fleet",
+            "--config",
+            f"{home}/collector.toml",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    assert fleet.returncode == 0, fleet.stderr
+    assert [d["state"] for d in json.loads(fleet.stdout)["devices"]] == ["never_seen"]
 
     again = cli(
         "device", "--home", home, "--facility", "38001", "--id", "qr-0007", "--kind", "esp32", "--site", "x"
