@@ -154,6 +154,28 @@ def _bench_core(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _bench_ingest(args: argparse.Namespace) -> int:
+    from tools import benchingest
+    from tools.mosquitto import MosquittoError
+
+    if args.publishers < 1 or args.reads < args.publishers:
+        raise CommandError(
+            "cannot run the ingest benchmark",
+            "need --publishers ≥ 1 and --reads ≥ --publishers",
+            code=EXIT_USAGE,
+        )
+    try:
+        report = benchingest.ingest(publishers=args.publishers, reads=args.reads, progress=_progress)
+    except (benchingest.BenchError, MosquittoError) as exc:
+        raise CommandError("the ingest benchmark failed", str(exc), "rerun with --verbose") from None
+    sys.stdout.write(benchingest.format_ingest(report))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(report, f, indent=2, ensure_ascii=False)
+            f.write("\n")
+    return EXIT_OK
+
+
 def _progress(message: str) -> None:
     sys.stderr.write(f"… {message}\n")
     sys.stderr.flush()
@@ -274,7 +296,13 @@ def _provision_action(args: argparse.Namespace, provision: Any) -> int:
     action = args.provision_command
     if action == "init":
         home = provision.init(
-            args.home, args.facility, args.broker_host, args.port, mtls=args.mtls, run_here=args.run_here
+            args.home,
+            args.facility,
+            args.broker_host,
+            args.port,
+            mtls=args.mtls,
+            run_here=args.run_here,
+            broker_layout=args.broker_layout,
         )
         sys.stdout.write(f"facility {args.facility} initialised in {home.path}\n")
         sys.stdout.write(f"broker files: {home.broker.conf.parent} (see broker_config/mosquitto/README.md)\n")
@@ -314,6 +342,12 @@ def _add_provision(sub: Any) -> None:
     p.add_argument("--mtls", action="store_true", help="nodes also need a client certificate")
     p.add_argument(
         "--run-here", action="store_true", help="the broker runs from this directory (demo, tests)"
+    )
+    p.add_argument(
+        "--broker-layout",
+        choices=["home", "debian"],
+        default="home",
+        help="where the broker's files go: HOME/broker, or where Debian's mosquitto reads them",
     )
     p = actions.add_parser("device", parents=[home, dev], help="provision a node, write its configuration")
     p.add_argument("--kind", required=True, choices=["esp32", "rpi"], help="the node's hardware")
@@ -396,6 +430,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-micropython", action="store_true", help="skip the MicroPython measurement")
     p.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     p.set_defaults(handler=_bench_core)
+    p = bench.add_parser(
+        "ingest",
+        help="publishers → Mosquitto (TLS) → collector (SQLite): reads committed per second",
+        description="Publisher processes send sealed reads (QoS 1, TLS) to a real Mosquitto; measure the "
+        "collector's committed reads per second against a bare subscriber that only counts them, in a "
+        "temporary facility home. Needs mosquitto.",
+    )
+    p.add_argument("--publishers", type=int, default=4, help="publisher processes, one device each")
+    p.add_argument("--reads", type=int, default=20_000, help="reads in all, split over the publishers")
+    p.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
+    p.set_defaults(handler=_bench_ingest)
 
     _add_provision(sub)
 

@@ -8,7 +8,9 @@ Everything lives in one directory, the facility home (default /etc/cccd-edge)::
     collector.toml          the collector's settings; collector.password (0600)
     collector.db            the collector's store (SQLite), which holds the device registry
     broker/                 the broker's files (tools/brokerfiles.py): mosquitto.conf, certificate,
-                            passwords (0600), acl
+                            passwords (0600), acl; with ``--broker-layout debian`` they go instead
+                            where Debian's mosquitto package reads them (/etc/mosquitto/conf.d/
+                            cccd-edge.conf and /etc/mosquitto/cccd-edge/), owned by ``mosquitto``
     nodes/                  node configuration files written by ``device`` and ``rotate`` (0600)
 
 ``init`` creates a home; ``device`` provisions a node: a device secret in the registry (encrypted
@@ -58,7 +60,21 @@ class Home:
 
     @property
     def broker(self) -> bf.BrokerPaths:
+        if self._layout() == "debian":
+            return bf.BrokerPaths.debian()
         return bf.BrokerPaths.under(self.path / "broker")
+
+    @property
+    def broker_owner(self) -> str | None:
+        """Who must own the broker's secret files: Debian's broker reads them as ``mosquitto``."""
+        return "mosquitto" if self._layout() == "debian" and os.geteuid() == 0 else None
+
+    def _layout(self) -> str:
+        try:
+            data = json.loads((self.path / "facility.json").read_text("utf-8"))
+        except FileNotFoundError:
+            return "home"
+        return str(data.get("broker_layout", "home"))
 
     def facility(self) -> Facility:
         try:
@@ -101,6 +117,7 @@ def init(
     local_port: int | None = None,
     run_here: bool = False,
     metrics_port: int = 9108,
+    broker_layout: str = "home",
 ) -> Home:
     """Create a facility home: KEK, CA, broker certificate and files, collector account and settings.
 
@@ -110,6 +127,8 @@ def init(
     """
     h = Home(home)
     bf.check_facility(facility)
+    if broker_layout not in ("home", "debian") or (broker_layout == "debian" and run_here):
+        raise ProvisionError("the broker layout is home, or debian (not with --run-here)")
     if (h.path / "facility.json").exists():
         raise ProvisionError(f"{h.path} is already a facility home; use another --home")
     h.path.mkdir(parents=True, exist_ok=True)
@@ -127,6 +146,7 @@ def init(
         "broker_port": broker_port,
         "mtls": mtls,
         "local_port": local_port,
+        "broker_layout": broker_layout,
     }
     _write(h.path / "facility.json", json.dumps(settings, indent=2) + "\n", 0o644)
     collector_password = bf.new_password()
@@ -137,12 +157,14 @@ def init(
     listener = bf.ListenerOptions(
         port=broker_port, mtls=mtls, local_port=local_port, bind_address="127.0.0.1" if run_here else None
     )
-    conf = bf.mosquitto_conf(paths, listener, facility=facility)
     if run_here:
         log = h.path / "broker" / "mosquitto.log"
         conf = bf.mosquitto_conf(paths, listener, facility=facility, log_dest=f"file {log}")
         conf += f"user {pwd.getpwuid(os.geteuid()).pw_name}\n"
-    (h.path / "broker").mkdir(exist_ok=True)
+    else:
+        conf = bf.mosquitto_conf(paths, listener, facility=facility)
+    paths.conf.parent.mkdir(parents=True, exist_ok=True)
+    paths.password_file.parent.mkdir(parents=True, exist_ok=True)
     bf.write_broker_dir(
         paths,
         conf=conf,
@@ -150,6 +172,7 @@ def init(
         passwords=bf.password_lines({bf.collector_username(facility): collector_password}),
         ca_cert_pem=ca.cert_pem,
         server=server,
+        owner=h.broker_owner,
     )
     h.registry().pseudonym_secret(facility)  # creates the store and the facility's pseudonym secret
     return h
@@ -199,9 +222,9 @@ def _write_accounts(h: Home, fac: Facility, hashed: dict[str, str], registry: Re
     devices = [(d.facility, d.device) for d in registry.devices(fac.facility) if d.state == "active"]
     collectors = [(bf.collector_username(fac.facility), fac.facility)]
     paths = h.broker
-    bf.write_file_atomic(paths.acl_file, bf.acl_text(devices, collectors), 0o644)
+    bf.write_file_atomic(paths.acl_file, bf.acl_text(devices, collectors), 0o644, h.broker_owner)
     lines = "".join(f"{user}:{hashed[user]}\n" for user in sorted(hashed))
-    bf.write_file_atomic(paths.password_file, lines, 0o600)
+    bf.write_file_atomic(paths.password_file, lines, 0o600, h.broker_owner)
 
 
 def device(
@@ -298,15 +321,12 @@ def _write_node_config(
     registry: Registry,
     out: str | Path | None,
 ) -> Path:
-    cfg = node_config(
-        fac,
-        device_id,
-        site,
-        secret,
-        password,
-        (h.path / "ca.crt").read_text("ascii"),
-        registry.pseudonym_secret(fac.facility),
-    )
+    ca_pem = (h.path / "ca.crt").read_text("ascii")
+    cfg = node_config(fac, device_id, site, secret, password, ca_pem, registry.pseudonym_secret(fac.facility))
+    if fac.mtls:  # the broker also asks for a client certificate signed by the facility CA
+        client = bf.make_client_cert(bf.CertKey(ca_pem, (h.path / "ca.key").read_text("ascii")), device_id)
+        cfg["broker"]["cert"] = client.cert_pem
+        cfg["broker"]["key"] = client.key_pem
     path = Path(out) if out else h.path / "nodes" / f"{fac.facility}-{device_id}.json"
     _write(path, json.dumps(cfg, ensure_ascii=False, indent=2) + "\n", 0o600)
     return path

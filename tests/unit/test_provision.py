@@ -7,6 +7,8 @@ import sys
 import unicodedata
 from pathlib import Path
 
+from cryptography import x509
+
 from tools import brokerfiles as bf
 from tools import provision
 
@@ -98,3 +100,13 @@ def test_init_refuses_an_existing_home(tmp_path: Path) -> None:
     provision.init(tmp_path / "h", "38001", metrics_port=0)
     out = cli("init", "--home", str(tmp_path / "h"), "--facility", "38001")
     assert out.returncode == 2 and "already a facility home" in out.stderr
+
+
+def test_mtls_nodes_get_a_client_certificate_from_the_facility_ca(tmp_path: Path) -> None:
+    home = provision.init(tmp_path / "h", "38001", mtls=True, metrics_port=0)
+    node = json.loads(provision.device(home.path, "38001", "qr-0009", "rpi", "Kiosk").read_text())
+    cert = x509.load_pem_x509_certificate(node["broker"]["cert"].encode())
+    ca = x509.load_pem_x509_certificate((home.path / "ca.crt").read_bytes())
+    cert.verify_directly_issued_by(ca)
+    assert "qr-0009" in cert.subject.rfc4514_string()
+    assert "require_certificate true" in home.broker.conf.read_text()
