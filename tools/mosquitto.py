@@ -22,11 +22,16 @@ class MosquittoError(RuntimeError):
 
 
 class Mosquitto:
-    def __init__(self, conf: Path, port: int, ca: Path, host: str = "localhost") -> None:
+    """``log``: the file the configuration's ``log_dest`` names, if any (``reload`` watches it)."""
+
+    def __init__(
+        self, conf: Path, port: int, ca: Path, host: str = "localhost", log: Path | None = None
+    ) -> None:
         self.conf = conf
         self.port = port
         self.ca = ca
         self.host = host
+        self.log = log
         self.out = conf.with_suffix(".out")
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -38,11 +43,14 @@ class Mosquitto:
         deadline = time.monotonic() + timeout
         while not self._serving():
             if self.proc.poll() is not None:
-                raise MosquittoError(f"mosquitto exited with {self.proc.returncode}: {self.output()}")
+                why = self.output()[-2000:]
+                raise MosquittoError(f"mosquitto exited with {self.proc.returncode}: {why}")
             if time.monotonic() > deadline:
                 self.kill()
-                raise MosquittoError(f"mosquitto did not serve TLS on port {self.port}: {self.output()}")
-            time.sleep(0.02)
+                raise MosquittoError(
+                    f"mosquitto did not serve TLS on port {self.port}: {self.output()[-2000:]}"
+                )
+            time.sleep(0.01)
         return self
 
     def _serving(self) -> bool:
@@ -57,17 +65,34 @@ class Mosquitto:
             return False
 
     def output(self) -> str:
-        try:
-            return self.out.read_text("utf-8", "replace")[-4000:]
-        except OSError:
-            return ""
+        """What Mosquitto printed and logged."""
+        parts = [
+            p.read_text("utf-8", "replace") for p in (self.out, self.log) if p is not None and p.exists()
+        ]
+        return "\n".join(parts)
 
-    def reload(self) -> None:
-        if self.proc is not None:
-            self.proc.send_signal(signal.SIGHUP)
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def reload(self, timeout: float = 5.0) -> None:
+        """SIGHUP: re-read the configuration, passwords and ACL. With a log, returns once it has
+        (Mosquitto logs "Reloading config." and reloads before it serves a socket again)."""
+        if self.proc is None:
+            raise MosquittoError("the broker is not running")
+        before = self.output().count("Reloading config.")
+        self.proc.send_signal(signal.SIGHUP)
+        if self.log is None:
             time.sleep(0.2)
+            return
+        deadline = time.monotonic() + timeout
+        while self.output().count("Reloading config.") <= before:
+            if time.monotonic() > deadline:
+                raise MosquittoError(f"mosquitto did not reload: {self.output()[-2000:]}")
+            time.sleep(0.005)
 
     def stop(self) -> None:
+        """SIGTERM (Mosquitto saves its store), SIGKILL if it hangs."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             try:

@@ -18,10 +18,8 @@ import os
 import pwd
 import queue
 import shutil
-import signal
 import socket
 import ssl
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -37,8 +35,8 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from tools import brokerfiles as bf
+from tools.mosquitto import MOSQUITTO, Mosquitto, MosquittoError
 
-MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 HOST = "localhost"
 FACILITY = "38001"
 OTHER_FACILITY = "38002"
@@ -87,8 +85,7 @@ class Broker:
             f: Account(bf.collector_username(f), bf.new_password(), f) for f in (FACILITY, OTHER_FACILITY)
         }
         self._server = bf.make_server_cert(self.ca, [HOST], ["127.0.0.1"])
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._reloads = 0
+        self._mosquitto: Mosquitto | None = None
 
     # --- files ----------------------------------------------------------------------------------
 
@@ -150,29 +147,12 @@ class Broker:
                     raise
 
     def _spawn(self) -> None:
-        with (self.dir / "mosquitto.out").open("ab") as out:
-            self._proc = subprocess.Popen(
-                [MOSQUITTO, "-c", str(self.paths.conf)], stdout=out, stderr=subprocess.STDOUT, cwd=self.dir
-            )
-        deadline = time.monotonic() + START_TIMEOUT
-        while not self._tls_handshake():
-            if self._proc.poll() is not None:
-                raise BrokerError(f"mosquitto exited with {self._proc.returncode}:\n{self.log()}")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise BrokerError(f"mosquitto did not accept TLS within {START_TIMEOUT} s:\n{self.log()}")
-            time.sleep(0.01)
-
-    def _tls_handshake(self) -> bool:
-        context = ssl.create_default_context(cafile=str(self.ca_path))
+        self._mosquitto = Mosquitto(self.paths.conf, self.port, self.ca_path, self.host, self.log_path)
+        self._mosquitto.out = self.dir / "mosquitto.out"
         try:
-            with (
-                socket.create_connection((self.host, self.port), timeout=1) as raw,
-                context.wrap_socket(raw, server_hostname=self.host),
-            ):
-                return True
-        except OSError:  # refused while starting; ssl.SSLError is an OSError too
-            return False
+            self._mosquitto.start(START_TIMEOUT)
+        except MosquittoError as exc:
+            raise BrokerError(str(exc)) from None
 
     def served_certificate(self) -> str:
         """The certificate the TLS listener presents now, as PEM."""
@@ -187,15 +167,8 @@ class Broker:
 
     def stop(self) -> None:
         """Stop Mosquitto cleanly (SIGTERM: it saves its store), killing it if it hangs."""
-        proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        if self._mosquitto is not None:
+            self._mosquitto.stop()
 
     def restart(self) -> None:
         """Stop cleanly and start again on the same ports with the same files and store."""
@@ -203,23 +176,17 @@ class Broker:
         self._spawn()
 
     def reload(self) -> None:
-        """SIGHUP: Mosquitto re-reads its configuration, password file and ACL. Returns once it has.
-
-        Mosquitto logs "Reloading config." and reloads before it serves any socket again, so what a
-        client sends after this returns meets the new files.
-        """
-        assert self._proc is not None, "the broker is not running"
-        self._reloads += 1
-        self._proc.send_signal(signal.SIGHUP)
-        deadline = time.monotonic() + WAIT
-        while self.log().count("Reloading config.") < self._reloads:
-            if time.monotonic() > deadline:
-                raise BrokerError(f"mosquitto did not reload:\n{self.log()}")
-            time.sleep(0.005)
+        """SIGHUP: Mosquitto re-reads its configuration, password file and ACL. Returns once it has,
+        so what a client sends after this meets the new files."""
+        assert self.running, "the broker is not running"
+        try:
+            self._mosquitto.reload(WAIT)  # type: ignore[union-attr]
+        except MosquittoError as exc:
+            raise BrokerError(str(exc)) from None
 
     @property
     def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
+        return self._mosquitto is not None and self._mosquitto.running
 
     def log(self) -> str:
         """Mosquitto's log and what it printed on the console."""
@@ -245,7 +212,7 @@ class Broker:
 def start_broker(directory: Path, *, mtls: bool = False) -> Broker:
     """A started broker in ``directory``; skips the test when Mosquitto is not installed."""
     if not shutil.which(MOSQUITTO):
-        pytest.skip("mosquitto is not installed (apt-get install mosquitto)")
+        pytest.fail("mosquitto is not installed: `make test` installs it (apt-get install mosquitto)")
     broker = Broker(directory, mtls=mtls)
     broker.start()
     return broker

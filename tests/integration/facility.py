@@ -45,7 +45,8 @@ class Site:
             provision.device(self.home.path, FAC, "qr-0001", "esp32", "Quầy 1").read_text()
         )
         self.ca = self.home.path / "ca.crt"
-        self.broker = Mosquitto(self.home.broker.conf, self.port, self.ca).start()
+        log = self.home.path / "broker" / "mosquitto.log"
+        self.broker = Mosquitto(self.home.broker.conf, self.port, self.ca, log=log).start()
         self.collector: subprocess.Popen[bytes] | None = None
         self.log = base / "collector.log"
 
