@@ -1,5 +1,9 @@
 """AES-CCM (RFC 3610) with a 13-byte nonce and a 16-byte tag: COSE's AES-CCM-16-128-256.
 
+``encrypt``/``decrypt`` use the platform's whole-CCM where it has one (CPython: OpenSSL through
+``cryptography``); ``encrypt_blocks``/``decrypt_blocks`` are the construction the device runs,
+tested under both CPython and MicroPython against RFC 3610 and against OpenSSL.
+
 Built on two AES operations with one key: ECB over many blocks (the counter keystream, one call)
 and the last block of CBC with a zero IV (the CBC-MAC, one call). The device's ``cryptolib.aes``
 does both (modes 1 and 2) in C; under CPython the ``cryptography`` package does. So a seal costs
@@ -14,7 +18,9 @@ try:
     import cryptolib as _cryptolib  # MicroPython on the device (tests supply a stand-in)
 except ImportError:
     _cryptolib = None
+    from cryptography.exceptions import InvalidTag
     from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+    from cryptography.hazmat.primitives.ciphers.aead import AESCCM
 
 from cccd.errors import EnvelopeError
 
@@ -40,6 +46,20 @@ def _ciphers(key: bytes) -> tuple[Cipher[modes.ECB], Cipher[modes.CBC]]:
         pair = (Cipher(alg, modes.ECB()), Cipher(alg, modes.CBC(_ZERO_IV)))
         _CIPHERS[bytes(key)] = pair
     return pair
+
+
+# CPython: the whole of CCM in one OpenSSL call (12 us -> 1.3 us per open, measured by bench
+# ingest); ``encrypt_blocks``/``decrypt_blocks`` below are the device's path, tested on both.
+_AEADS: dict[tuple[bytes, int], "AESCCM"] = {}
+
+
+def _native(key: bytes, tag_len: int) -> "AESCCM":
+    aead = _AEADS.get((key, tag_len))
+    if aead is None:
+        if len(_AEADS) >= _MAX_CIPHERS:
+            _AEADS.clear()
+        aead = _AEADS[(bytes(key), tag_len)] = AESCCM(key, tag_len)
+    return aead
 
 
 def _ecb(key: bytes, data: bytes | bytearray) -> bytes:
@@ -112,6 +132,16 @@ def _check(key: bytes, nonce: bytes, n: int, tag_len: int) -> None:
 
 def encrypt(key: bytes, nonce: bytes, plaintext: bytes, aad: bytes = b"", tag_len: int = TAG_LEN) -> bytes:
     """Ciphertext followed by the tag (16 bytes in the contract; other lengths for RFC 3610's vectors)."""
+    _check(key, nonce, len(plaintext), tag_len)
+    if _cryptolib is None:
+        return _native(key, tag_len).encrypt(nonce, plaintext, aad)
+    return encrypt_blocks(key, nonce, plaintext, aad, tag_len)
+
+
+def encrypt_blocks(
+    key: bytes, nonce: bytes, plaintext: bytes, aad: bytes = b"", tag_len: int = TAG_LEN
+) -> bytes:
+    """``encrypt`` built on the two AES block operations (what the device runs)."""
     n = len(plaintext)
     _check(key, nonce, n, tag_len)
     out = bytearray(n + tag_len)
@@ -125,6 +155,19 @@ def encrypt(key: bytes, nonce: bytes, plaintext: bytes, aad: bytes = b"", tag_le
 
 def decrypt(key: bytes, nonce: bytes, data: bytes, aad: bytes = b"", tag_len: int = TAG_LEN) -> bytes:
     """The plaintext of ciphertext+tag; ``EnvelopeError`` (reason ``tag``) if it does not verify."""
+    if len(data) < tag_len:
+        raise EnvelopeError("ciphertext shorter than the tag", "malformed")
+    _check(key, nonce, len(data) - tag_len, tag_len)
+    if _cryptolib is None:
+        try:
+            return _native(key, tag_len).decrypt(nonce, data, aad)
+        except InvalidTag:
+            raise EnvelopeError("authentication tag does not verify", "tag") from None
+    return decrypt_blocks(key, nonce, data, aad, tag_len)
+
+
+def decrypt_blocks(key: bytes, nonce: bytes, data: bytes, aad: bytes = b"", tag_len: int = TAG_LEN) -> bytes:
+    """``decrypt`` built on the two AES block operations (what the device runs)."""
     if len(data) < tag_len:
         raise EnvelopeError("ciphertext shorter than the tag", "malformed")
     n = len(data) - tag_len

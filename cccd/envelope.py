@@ -140,14 +140,21 @@ def _check_protected(protected: bytes, unprotected: dict[object, object]) -> Non
 
 
 def open_on_topic(
-    data: bytes, topic: str, find_key: Callable[[str, bytes], tuple[bytes, bytes] | None]
+    data: bytes,
+    topic: str,
+    find_key: Callable[[str, bytes], tuple[bytes, bytes] | None],
+    where: tuple[str, str] | None = None,
 ) -> Sealed:
     """The receiver's procedure: parse, require kid == the topic's device, find the key, open.
 
     ``find_key(facility, kid)`` returns (key, base IV) of the sending direction, or None for an
-    unknown device. Returns the opened ``Sealed`` with ``plaintext`` set.
+    unknown device. ``where``: the topic's (facility, device) when the caller has parsed it
+    already. Returns the opened ``Sealed`` with ``plaintext`` set.
     """
-    facility, device, _kind = parse_topic(topic)
+    if where is None:
+        facility, device, _kind = parse_topic(topic)
+    else:
+        facility, device = where
     sealed = parse(data)
     if sealed.kid != device.encode():
         raise EnvelopeError("kid is not the topic's device", "kid")

@@ -165,7 +165,7 @@ def _open(message: Message, facility: str, device: str, registry: Registry) -> e
             return pair
 
         try:
-            return envelope.open_on_topic(message.payload, message.topic, find)
+            return envelope.open_on_topic(message.payload, message.topic, find, (facility, device))
         except EnvelopeError as exc:
             last = exc
             if exc.reason != "tag":

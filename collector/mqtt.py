@@ -84,12 +84,8 @@ class MqttSource:
             log.error("broker refused the connection: %s", reason)
             return
         client.subscribe([(f, 1) for f in self.filters])
-        log.info(
-            "connected to %s:%d, subscribed to %d filters",
-            self.settings.host,
-            self.settings.port,
-            len(self.filters),
-        )
+        s = self.settings
+        log.info("connected to %s:%d as %s", s.host, s.port, s.client_id)
         self.connected_since = time.time()
         self.connected.set()
 

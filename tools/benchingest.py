@@ -22,6 +22,11 @@ Rate, the same definition in both phases: reads / (time from the start signal to
 last read was received by the bare subscriber, or seen committed in the store). The store is
 polled every ``POLL`` seconds, which bounds the collector's timing error.
 
+Also reported for phase 2: the collector's CPU time over the timed window and its peak RSS
+(VmHWM), both from /proc and including any processes it started; the broker's CPU time in each
+phase; and how fast the broker acknowledged the publishers (the rate a sink cannot change while
+the broker queues for it).
+
 Goal (issue 3): collector / bare >= 0.5 on the 2-core reference machine.
 """
 
@@ -222,23 +227,54 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _cpu_seconds(pid: int) -> float | None:
-    """user + system CPU time of a process so far (Linux /proc), None where unavailable."""
+def _stat_fields(pid: int) -> list[str] | None:
+    """Fields 3.. of /proc/<pid>/stat (after the command name), None where unavailable."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text("ascii")
     except OSError:
         return None
-    fields = stat[stat.rindex(")") + 2 :].split()  # from field 3 (state) on
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return stat[stat.rindex(")") + 2 :].split()
+
+
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its living descendants (a collector may run workers of its own)."""
+    children: dict[int, list[int]] = {}
+    with contextlib.suppress(OSError):
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                fields = _stat_fields(int(entry))
+                if fields is not None:
+                    children.setdefault(int(fields[1]), []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """user + system CPU time so far of a process and its descendants (Linux /proc), or None."""
+    total = 0
+    for p in _tree(pid):
+        fields = _stat_fields(p)
+        if fields is None:
+            if p == pid:
+                return None
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def _peak_rss_kib(pid: int) -> int | None:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text("ascii")
-    except OSError:
-        return None
-    found = re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE)
-    return int(found.group(1)) if found else None
+    """Peak resident set (VmHWM) of a process, plus its descendants' peaks, in KiB; or None."""
+    total = None
+    for p in _tree(pid):
+        with contextlib.suppress(OSError):
+            found = re.search(r"^VmHWM:\s+(\d+) kB", Path(f"/proc/{p}/status").read_text("ascii"), re.M)
+            if found:
+                total = (total or 0) + int(found.group(1))
+    return total
 
 
 def _delta(after: float | None, before: float | None) -> float | None:
@@ -284,11 +320,23 @@ def _site(base: Path, publishers: int, stack: contextlib.ExitStack) -> _Site:
     return _Site(home, broker, nodes)
 
 
-def _get(q: "MpQueue[Any]", timeout: float, what: str) -> Any:
-    try:
-        return q.get(timeout=timeout)
-    except queue.Empty:
-        raise BenchError(f"timed out after {timeout:g} s waiting for {what}") from None
+def _get(q: "MpQueue[Any]", timeout: float, what: str, procs: Sequence[SpawnProcess]) -> Any:
+    """The next item of ``q``; fails when the wait is over or one of ``procs`` died silently."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return q.get(timeout=min(0.2, max(0.0, deadline - time.monotonic())))
+        except queue.Empty:
+            pass
+        _check_alive(procs)
+        if time.monotonic() > deadline:
+            raise BenchError(f"timed out after {timeout:g} s waiting for {what}")
+
+
+def _check_alive(procs: Sequence[SpawnProcess]) -> None:
+    for proc in procs:
+        if proc.exitcode not in (None, 0):
+            raise BenchError(f"{proc.name} exited with status {proc.exitcode} (its error is above)")
 
 
 class _Publishers:
@@ -303,6 +351,7 @@ class _Publishers:
         self.count = len(nodes)
         self.envelope_bytes = 0
         self.done: list[tuple[str, int, float]] = []
+        self.procs: list[SpawnProcess] = []
         timeout = READY_TIMEOUT + 60.0 + sum(counts) / 200.0
         for node, n in zip(nodes, counts, strict=True):
             proc = ctx.Process(
@@ -313,10 +362,13 @@ class _Publishers:
             )
             proc.start()
             stack.callback(_end_process, proc)
+            self.procs.append(proc)
 
     def wait_ready(self) -> None:
         for _ in range(self.count):
-            kind, name, value = _get(self.ready, READY_TIMEOUT, "the publishers to seal and connect")
+            kind, name, value = _get(
+                self.ready, READY_TIMEOUT, "the publishers to seal and connect", self.procs
+            )
             if kind == "error":
                 raise BenchError(f"publisher {name} failed: {value}")
             self.envelope_bytes += value
@@ -332,6 +384,7 @@ class _Publishers:
             try:
                 item = self.results.get(timeout=timeout) if timeout else self.results.get_nowait()
             except queue.Empty:
+                _check_alive(self.procs)
                 return
             if item[0] == "error":
                 raise BenchError(f"publisher {item[1]} failed: {item[2]}")
@@ -378,7 +431,7 @@ def _phase_bare(
         stack.callback(_end_process, sub)
         pubs = _Publishers(ctx, site.nodes, counts, stack)
         say(f"bare subscriber: {len(counts)} publishers sealing {total:,} reads, connecting")
-        kind, _name, detail = _get(ready, READY_TIMEOUT, "the bare subscriber to subscribe")
+        kind, _name, detail = _get(ready, READY_TIMEOUT, "the bare subscriber to subscribe", [sub])
         if kind == "error":
             raise BenchError(detail)
         pubs.wait_ready()
@@ -393,6 +446,7 @@ def _phase_bare(
                 item = results.get(timeout=0.2)
                 break
             except queue.Empty:
+                _check_alive([sub])
                 if time.monotonic() > deadline:
                     raise BenchError(
                         f"the bare subscriber did not get {total:,} reads in {timeout:g} s"
@@ -561,7 +615,7 @@ def _payload_bytes() -> int:
 
 def ingest(
     publishers: int = 4,
-    reads: int = 20_000,
+    reads: int = 40_000,
     progress: Progress | None = None,
     timeout: float | None = None,
     collector_cmd: Sequence[str] | None = None,

@@ -438,7 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
         "temporary facility home. Needs mosquitto.",
     )
     p.add_argument("--publishers", type=int, default=4, help="publisher processes, one device each")
-    p.add_argument("--reads", type=int, default=20_000, help="reads in all, split over the publishers")
+    p.add_argument("--reads", type=int, default=40_000, help="reads in all, split over the publishers")
     p.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     p.set_defaults(handler=_bench_ingest)
 

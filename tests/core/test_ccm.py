@@ -12,18 +12,33 @@ KEY = bytes(range(32))
 NONCE = bytes(range(100, 113))
 
 
+# Both the platform's CCM (OpenSSL on CPython) and the block construction the device runs.
+ENCRYPTS = (ccm.encrypt, ccm.encrypt_blocks)
+DECRYPTS = (ccm.decrypt, ccm.decrypt_blocks)
+
+
 def test_rfc3610_packet_vectors_encrypt():
-    for aad, pt, ct, tag, key, nonce in VECTORS:
-        out = ccm.encrypt(unhexlify(key), unhexlify(nonce), unhexlify(pt), unhexlify(aad), len(tag) // 2)
-        assert out == unhexlify(ct + tag), nonce
+    for encrypt in ENCRYPTS:
+        for aad, pt, ct, tag, key, nonce in VECTORS:
+            out = encrypt(unhexlify(key), unhexlify(nonce), unhexlify(pt), unhexlify(aad), len(tag) // 2)
+            assert out == unhexlify(ct + tag), nonce
 
 
 def test_rfc3610_packet_vectors_decrypt():
-    for aad, pt, ct, tag, key, nonce in VECTORS:
-        out = ccm.decrypt(
-            unhexlify(key), unhexlify(nonce), unhexlify(ct + tag), unhexlify(aad), len(tag) // 2
-        )
-        assert out == unhexlify(pt), nonce
+    for decrypt in DECRYPTS:
+        for aad, pt, ct, tag, key, nonce in VECTORS:
+            sealed = unhexlify(ct + tag)
+            out = decrypt(unhexlify(key), unhexlify(nonce), sealed, unhexlify(aad), len(tag) // 2)
+            assert out == unhexlify(pt), nonce
+
+
+def test_the_construction_equals_the_platform_ccm():
+    for n in (0, 1, 15, 16, 17, 300):
+        msg = bytes([(7 * i) & 0xFF for i in range(n)])
+        sealed = ccm.encrypt_blocks(KEY, NONCE, msg, b"aad")
+        assert sealed == ccm.encrypt(KEY, NONCE, msg, b"aad")
+        assert ccm.decrypt(KEY, NONCE, sealed, b"aad") == msg
+        assert ccm.decrypt_blocks(KEY, NONCE, sealed, b"aad") == msg
 
 
 def test_round_trip_at_block_edges():
@@ -41,12 +56,13 @@ def test_round_trip_without_aad():
 
 def test_every_flipped_bit_of_ciphertext_or_tag_is_rejected():
     sealed = ccm.encrypt(KEY, NONCE, b"a read of twenty bytes", b"aad")
-    for i in range(len(sealed)):
-        for bit in (0x01, 0x80):
-            bad = bytearray(sealed)
-            bad[i] ^= bit
-            exc = raises(EnvelopeError, ccm.decrypt, KEY, NONCE, bytes(bad), b"aad")
-            assert exc.reason == "tag"
+    for decrypt in DECRYPTS:
+        for i in range(len(sealed)):
+            for bit in (0x01, 0x80):
+                bad = bytearray(sealed)
+                bad[i] ^= bit
+                exc = raises(EnvelopeError, decrypt, KEY, NONCE, bytes(bad), b"aad")
+                assert exc.reason == "tag"
 
 
 def test_other_aad_nonce_or_key_is_rejected():
@@ -59,12 +75,14 @@ def test_other_aad_nonce_or_key_is_rejected():
 
 def test_truncated_input_is_rejected_not_crashed():
     sealed = ccm.encrypt(KEY, NONCE, b"payload")
-    for n in range(len(sealed)):
-        raises(EnvelopeError, ccm.decrypt, KEY, NONCE, sealed[:n])
+    for decrypt in DECRYPTS:
+        for n in range(len(sealed)):
+            raises(EnvelopeError, decrypt, KEY, NONCE, sealed[:n])
 
 
 def test_bad_parameters_are_value_errors():
-    raises(ValueError, ccm.encrypt, bytes(15), NONCE, b"x")
-    raises(ValueError, ccm.encrypt, KEY, bytes(12), b"x")
-    raises(ValueError, ccm.encrypt, KEY, NONCE, b"x", b"", 5)
-    raises(ValueError, ccm.encrypt, KEY, NONCE, bytes(ccm.MAX_PLAINTEXT + 1))
+    for encrypt in ENCRYPTS:
+        raises(ValueError, encrypt, bytes(15), NONCE, b"x")
+        raises(ValueError, encrypt, KEY, bytes(12), b"x")
+        raises(ValueError, encrypt, KEY, NONCE, b"x", b"", 5)
+        raises(ValueError, encrypt, KEY, NONCE, bytes(ccm.MAX_PLAINTEXT + 1))

@@ -70,7 +70,7 @@ class Site:
     def wait_subscribed(self, count: int = 1) -> None:
         """Until the collector's session has its subscriptions: before that the broker keeps
         nothing for it (a facility starts its collector before provisioning nodes)."""
-        wait(lambda: self.log.read_text().count("subscribed to") >= count, 30, "the collector to subscribe")
+        wait(lambda: self.log.read_text().count("topic filters") >= count, 30, "the collector to subscribe")
 
     def kill_collector(self) -> None:
         assert self.collector is not None
