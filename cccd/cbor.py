@@ -201,19 +201,24 @@ def _decode(data: bytes, i: int, depth: int) -> tuple[object, int]:
     i += 1
     if major == 7:
         return _decode_simple(data, i, info)
-    n, i = _argument(data, i, info)
+    if info < 24:  # the common case, inline: a small value or a short length
+        n = info
+    else:
+        n, i = _argument(data, i, info)
     if major == 0:
         return n, i
-    if major == 1:
-        return -1 - n, i
-    if major == 2:
-        return _take(data, i, n)
-    if major == 3:
-        raw, i = _take(data, i, n)
+    if major in (2, 3):
+        end = i + n
+        if end > len(data):
+            raise CBORError("declared length %d exceeds the remaining input" % n, "truncated")
+        if major == 2:
+            return data[i:end], end
         try:
-            return raw.decode("utf-8"), i
+            return data[i:end].decode("utf-8"), end
         except UnicodeError:
             raise CBORError("text string is not valid UTF-8", "utf8") from None
+    if major == 1:
+        return -1 - n, i
     if major == 4:
         return _decode_array(data, i, n, depth)
     if major == 5:

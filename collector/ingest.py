@@ -127,7 +127,8 @@ class Ingest:
         body = _decode("read", sealed.plaintext)
         if body["seq"] != sealed.seq:
             raise Rejected("seq_mismatch", "payload seq differs from the envelope's Partial IV")
-        personal = {k: body.pop(k) for k in PERSONAL_KEYS if k in body}
+        for k in PERSONAL_KEYS:
+            body.pop(k, None)
         where = f"read/{facility}/{device}/{sealed.seq}"
         cur = tx.execute(
             "INSERT INTO reads (facility, device, seq, received, ts, clk, src, doc, pid, personal, warn)"
@@ -142,7 +143,8 @@ class Ingest:
                 body["src"],
                 body["doc"],
                 body["pid"],
-                self.keystore.seal_personal(cbor.dumps(personal), where),
+                # the whole payload, encrypted: it is what holds the personal fields
+                self.keystore.seal_personal(sealed.plaintext, where),
                 ",".join(str(w) for w in body.get("warn", [])),
             ),
         )
@@ -217,4 +219,4 @@ def personal_fields(
     plain = keystore.open_personal(bytes(rows[0][0]), f"read/{facility}/{device}/{seq}")
     value = cbor.loads(plain)
     assert isinstance(value, dict)
-    return {str(k): v for k, v in value.items()}
+    return {str(k): v for k, v in value.items() if k in PERSONAL_KEYS}

@@ -137,15 +137,15 @@ class Metrics:
         self._fleet = _FleetGauges()
         self.registry.register(self._fleet)
 
-    def read(self, facility: str, doc: str, src: str, outcome: str) -> None:
-        """Count one read; ``outcome`` is the Result status (ok, warn, reject, pending, error)."""
+    def read(self, facility: str, doc: str, src: str, outcome: str, n: int = 1) -> None:
+        """Count ``n`` reads; ``outcome`` is the Result status (ok, warn, reject, pending, error)."""
         self._reads.labels(
             _facility(facility), _one_of(doc, DOCS), _one_of(src, SOURCES), _one_of(outcome, OUTCOMES)
-        ).inc()
+        ).inc(n)
 
-    def reject(self, facility: str, reason: str) -> None:
-        """Count one rejected message by its reason code; facility ``unknown`` if the topic had none."""
-        self._rejects.labels(_facility(facility), _one_of(reason, REJECT_REASONS)).inc()
+    def reject(self, facility: str, reason: str, n: int = 1) -> None:
+        """Count ``n`` rejected messages by their reason code; facility ``unknown`` if the topic had none."""
+        self._rejects.labels(_facility(facility), _one_of(reason, REJECT_REASONS)).inc(n)
 
     def observe_ingest(self, seconds: float) -> None:
         """Record how long handling one message took."""

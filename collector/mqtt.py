@@ -6,9 +6,11 @@ sent but not seen acknowledged. Messages are acknowledged only after ``Ingest`` 
 paho's ``manual_ack=True`` and ``Client.ack(mid, qos)``, in the order they arrived (MQTT requires
 PUBACKs in order).
 
-paho's network thread only queues messages; one worker thread takes them in batches (up to
-``batch_size``, or what arrived within a few milliseconds), has them committed in one
-transaction, then acknowledges each.
+paho's network thread only queues messages; one dispatch thread takes them in batches (up to
+``batch_size``, or what arrived within a few milliseconds), hands each to a ``Store``
+(``collector.pipeline``) to be committed in one transaction, and acknowledges a batch once the
+store says it is committed. With the ingest worker process up to ``depth`` batches are in flight,
+so receiving and committing overlap; acknowledgements still follow commits, in order.
 """
 
 import logging
@@ -16,19 +18,21 @@ import queue
 import ssl
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Sequence
 from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from collector.config import BrokerSettings
-from collector.ingest import INBOUND, Message, Outcome
+from collector.ingest import INBOUND, Message
+from collector.pipeline import Store
 
 log = logging.getLogger("cccd.collector.mqtt")
 
-Handler = Callable[[Sequence[Message]], Sequence[Outcome]]
 _STOP = object()
+GATHER = 0.005  # seconds a batch waits for more messages
 
 
 def subscriptions(facilities: Sequence[str], shared_group: str) -> list[str]:
@@ -43,15 +47,21 @@ class MqttSource:
     """Connects, subscribes, batches deliveries into ``handler`` and acknowledges after it returns."""
 
     def __init__(
-        self, settings: BrokerSettings, facilities: Sequence[str], handler: Handler, batch_size: int = 200
+        self,
+        settings: BrokerSettings,
+        facilities: Sequence[str],
+        store: Store,
+        batch_size: int = 200,
+        depth: int = 1,
     ) -> None:
         self.settings = settings
         self.filters = subscriptions(facilities, settings.shared_group)
-        self.handler = handler
+        self.store = store
         self.batch_size = batch_size
+        self.depth = depth
         self.connected = threading.Event()
         self.connected_since: float | None = None
-        self._queue: queue.Queue[Any] = queue.Queue()
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._worker = threading.Thread(target=self._work, name="cccd-collector-ingest", daemon=True)
         self._failed: BaseException | None = None
         self.client = self._make_client()
@@ -108,32 +118,51 @@ class MqttSource:
 
     # --- the worker ---------------------------------------------------------------------------
 
-    def _work(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is _STOP:
-                return
-            batch = [first]
-            deadline = time.monotonic() + 0.005
-            while len(batch) < self.batch_size:
-                try:
-                    item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
-                except queue.Empty:
-                    break
-                if item is _STOP:
-                    self._queue.put(_STOP)
-                    break
-                batch.append(item)
+    def _gather(self, block: bool) -> list[Message] | None:
+        """The next batch: [] if nothing came (when not blocking), None when told to stop."""
+        try:
+            first = self._queue.get(timeout=None if block else GATHER)
+        except queue.Empty:
+            return []
+        if first is _STOP:
+            return None
+        batch = [first]
+        deadline = time.monotonic() + GATHER
+        while len(batch) < self.batch_size:
             try:
-                self.handler(batch)
-            except BaseException as exc:  # the store is down: acknowledge nothing, stop
-                log.error("could not store a batch of %d messages: %s", len(batch), exc)
-                self._failed = exc
-                self.client.disconnect()
-                return
-            for message in batch:
-                mid, qos = message.token
-                self.client.ack(mid, qos)
+                item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if item is _STOP:
+                self._queue.put(_STOP)
+                break
+            batch.append(item)
+        return batch
+
+    def _work(self) -> None:
+        inflight: deque[list[Message]] = deque()
+        try:
+            while True:
+                batch = self._gather(block=not inflight)
+                if batch is None:
+                    while inflight:
+                        self._commit_oldest(inflight)
+                    return
+                if batch:
+                    self.store.submit(batch)
+                    inflight.append(batch)
+                if inflight and (len(inflight) >= self.depth or not batch):
+                    self._commit_oldest(inflight)
+        except BaseException as exc:  # the store failed: acknowledge nothing more, stop
+            log.error("could not store the messages: %s", exc)
+            self._failed = exc
+            self.client.disconnect()
+
+    def _commit_oldest(self, inflight: deque[list[Message]]) -> None:
+        self.store.wait()
+        for message in inflight.popleft():
+            mid, qos = message.token
+            self.client.ack(mid, qos)
 
     # --- lifecycle ----------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ silent). ``snapshot`` joins the registry, presence and the latest telemetry and 
 
 import json
 import time
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -42,13 +43,14 @@ class FleetTracker:
     def on_outcomes(self, outcomes: Sequence[Outcome]) -> None:
         now = time.time()
         changed: set[fleet.DeviceKey] = set()
+        reads: Counter[tuple[str, str, str]] = Counter()
+        rejects: Counter[tuple[str, str]] = Counter()
         for o in outcomes:
             key = (o.facility, o.device)
             if o.status == REJECTED:
-                self.metrics.reject(o.facility or "unknown", o.reason)
+                rejects[(o.facility or "unknown", o.reason)] += 1
             elif o.status == STORED:
-                # Counted as pending: the insurance check gives each read its final outcome.
-                self.metrics.read(o.facility, o.body["doc"], o.body["src"], "pending")
+                reads[(o.facility, o.body["doc"], o.body["src"])] += 1
                 self.metrics.observe_ingest(now - o.message.received)
             elif o.kind == "status":
                 b = o.body
@@ -57,6 +59,11 @@ class FleetTracker:
             elif o.kind == "telemetry":
                 self.presence.on_telemetry(key, o.body["boot"], o.message.received)
                 changed.add(key)
+        for (facility, doc, src), n in reads.items():
+            # Counted as pending: the insurance check gives each read its final outcome.
+            self.metrics.read(facility, doc, src, "pending", n)
+        for (facility, reason), n in rejects.items():
+            self.metrics.reject(facility, reason, n)
         self._save(changed)
 
     def tick(self, now: float | None = None) -> None:
