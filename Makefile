@@ -18,8 +18,8 @@ demo: setup
 test: setup lint typecheck pytest
 
 lint: setup
-	$(BIN)/ruff check cccd collector tools tests
-	$(BIN)/ruff format --check cccd collector tools tests
+	$(BIN)/ruff check cccd collector sim tools tests
+	$(BIN)/ruff format --check cccd collector sim tools tests
 
 typecheck: setup
 	$(BIN)/mypy

@@ -361,6 +361,130 @@ def _add_provision(sub: Any) -> None:
     prov.set_defaults(handler=_provision)
 
 
+# --- sim ----------------------------------------------------------------------------------------
+
+
+def _sim_bhxh(args: argparse.Namespace) -> int:
+    import threading
+
+    from sim import bhxh
+
+    try:
+        from sim import citizens
+    except ModuleNotFoundError as exc:
+        if exc.name != "sim.citizens":
+            raise
+        raise CommandError(
+            "cannot start the fake BHXH gateway",
+            "the synthetic citizens (sim/citizens.py) are missing from this installation",
+            "reinstall cccd-edge from a complete checkout",
+        ) from None
+    if args.citizens < 1:
+        raise CommandError(
+            "cannot start the fake BHXH gateway", "--citizens must be at least 1", code=EXIT_USAGE
+        )
+    people = citizens.population(args.citizens, seed=args.seed)
+    gateway = bhxh.BhxhGateway(
+        people,
+        username=args.username,
+        password=args.password,
+        officers=args.officer,
+        latency=args.latency,
+        error_rate=args.error_rate,
+        token_ttl=args.token_ttl,
+        host=args.host,
+        port=args.port,
+        seed=args.seed,
+    )
+    try:
+        gateway.start()
+    except OSError as exc:
+        raise CommandError(
+            "cannot start the fake BHXH gateway",
+            f"{args.host}:{args.port}: {exc.strerror}",
+            "pick another --port",
+        ) from None
+    sys.stdout.write(bhxh.banner(gateway, people, args.username) + "Ctrl-C stops it.\n")
+    sys.stdout.flush()
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        gateway.stop()
+    return EXIT_OK
+
+
+def _latency(text: str) -> tuple[float, float]:
+    low, _, high = text.partition("-")
+    try:
+        pair = (float(low), float(high or low))
+    except ValueError:
+        raise argparse.ArgumentTypeError("--latency is seconds, MIN-MAX or one value (e.g. 1-3)") from None
+    if not 0 <= pair[0] <= pair[1]:
+        raise argparse.ArgumentTypeError("--latency needs 0 <= MIN <= MAX")
+    return pair
+
+
+def _number(name: str, low: float, high: float = float("inf")) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{name} must be a number from {low:g} to {high:g}")
+        return value
+
+    return parse
+
+
+def _officer(text: str) -> tuple[str, str]:
+    name, _, cccd = text.rpartition("=")
+    if not name.strip() or len(cccd) != 12 or not cccd.isascii() or not cccd.isdigit():
+        raise argparse.ArgumentTypeError("--officer is NAME=CCCD, the CCCD 12 digits")
+    return name.strip(), cccd
+
+
+def _add_sim(sub: Any) -> None:
+    sim = sub.add_parser("sim", help="the simulated outside world, for engineers").add_subparsers(
+        dest="sim_command", metavar="WHAT", parser_class=_Parser
+    )
+    sim.required = True
+    p = sim.add_parser(
+        "bhxh",
+        help="a fake BHXH gateway (token + KQNhanLichSuKCB2024) over synthetic citizens",
+        description="Serve a fake of the BHXH assessment gateway, speaking the real API, backed by "
+        "synthetic citizens, until Ctrl-C. Prints its URL and sample citizens to query.",
+    )
+    p.add_argument("--port", type=int, default=0, help="TCP port (default 0: a free one, printed)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--username", required=True, help="the gateway account's username")
+    p.add_argument("--password", required=True, help="its password (clients send its MD5 hex)")
+    p.add_argument("--citizens", type=int, default=200, metavar="N", help="synthetic citizens (200)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the citizens and of the randomness (0)")
+    p.add_argument(
+        "--latency", type=_latency, default=(0.0, 0.0), metavar="MIN-MAX", help="seconds, e.g. 1-3"
+    )
+    p.add_argument(
+        "--error-rate",
+        type=_number("--error-rate", 0, 1),
+        default=0.0,
+        help="fraction of checks answered 500/101",
+    )
+    p.add_argument(
+        "--token-ttl", type=_number("--token-ttl", 1), default=3600.0, help="token lifetime, seconds (3600)"
+    )
+    p.add_argument(
+        "--officer",
+        type=_officer,
+        action="append",
+        metavar="NAME=CCCD",
+        help="an officer allowed to check (repeatable); without it, any well-formed officer is",
+    )
+    p.set_defaults(handler=_sim_bhxh)
+
+
 # --- the parser ---------------------------------------------------------------------------------
 
 
@@ -443,6 +567,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_bench_ingest)
 
     _add_provision(sub)
+    _add_sim(sub)
 
     col = sub.add_parser("collector", help="the facility server's collector").add_subparsers(
         dest="collector_command", metavar="ACTION", parser_class=_Parser
