@@ -56,8 +56,10 @@ Names hold letters, spaces and ' - . only, at most 100 characters; addresses let
 punctuation, at most 300; a sex word is needed (``bad_field``). All text is NFC with white space runs
 collapsed (warning ``spaces`` when that changed a field); an empty address gives ``no_address``. A
 personal ID code is ``torn`` with fewer than six fields, with a last field that is a number of the
-wrong length (a date cut short), or with nothing after the sex word. A code cut inside its address
-cannot be told from a six-field code: it is accepted with ``no_issue_date``. BHYT: a bad card number
+wrong length (a date cut short), with nothing after the sex word, or with neither an address nor
+an issue date. A BHYT code cut inside its card number (the start of one, no ``|``) is ``torn``.
+A code cut inside its address cannot be told from a six-field code: it is accepted with
+``no_issue_date``. BHYT: a bad card number
 or facility code is ``bad_card``, a card whose validity has ended gives ``expired``, a card number
 in lower case (Caps Lock on a keyboard-wedge scanner) is upper-cased with ``case``.
 
@@ -416,7 +418,7 @@ def _dispatch(s: str, today: int, warn: list[str], source: str | None) -> "tuple
         ident, doc = _parse_citizen(s, today, warn)
         return ("vneid" if source == "vneid" else doc), ident
     bhyt_head = _is_bhyt_number(upper_vn(head))
-    if not piped and ((numeric and len(head) <= 15) or bhyt_head):
+    if not piped and ((numeric and len(head) <= 15) or bhyt_head or _bhyt_prefix(upper_vn(head))):
         raise QRError("torn", detail="a bare number, the rest is missing")
     if source == "vneid":
         raise QRError("not_cccd", detail="VNeID scan without the personal ID layout")
@@ -438,6 +440,18 @@ def _is_other_qr(head: str) -> bool:
 def _bhyt_like(head: str) -> bool:
     """15 characters starting with two letters: meant to be a BHYT card number."""
     return len(head) == 15 and is_letter(head[0]) and is_letter(head[1])
+
+
+def _bhyt_prefix(s: str) -> bool:
+    """The start of a BHYT card number (AA, level 1-5, digits), 3 to 14 characters: a torn card."""
+    if not 3 <= len(s) <= 14:
+        return False
+    return (
+        "A" <= s[0] <= "Z"
+        and "A" <= s[1] <= "Z"
+        and "1" <= s[2] <= "5"
+        and (len(s) == 3 or _is_digits(s[3:]))
+    )
 
 
 def _is_bhyt_number(s: str) -> bool:
@@ -584,6 +598,8 @@ def _citizen_ident(pid: str, raw: "tuple[str, ...]", today: int, warn: list[str]
     if not _pid_year_ok(pid, dob) or ("F" if code % 2 else "M") != sex:
         raise QRError("id_mismatch", detail="personal ID digits 4-6 disagree with DOB or sex")
     _put_address(ident, address, warn)
+    if "address" not in ident and not issued_text:  # every card has a residence
+        raise QRError("torn", detail="no address and no issue date: the code was cut short")
     if issued_text:
         ident["issued"] = _iso(_issue_date(issued_text, dob, today))
     else:

@@ -316,11 +316,20 @@ def test_cancuoc_newborn_card_same_year():
     assert scan.ident["issued"] == "2024-11-20"
 
 
-def test_cancuoc_one_date_no_address():
-    scan = accepted(cancuoc([PID, NAME, "Nam", DOB, "", ""]))
-    assert scan.doc == "cancuoc"
-    assert "address" not in scan.ident
-    assert scan.warn == ["field_order", "no_address", "no_issue_date"]
+def test_cancuoc_one_date_no_address_is_torn():
+    # Every card has a residence: with neither an address nor an issue date the code was cut short.
+    rejected(cancuoc([PID, NAME, "Nam", DOB, "", ""]), "torn")
+
+
+def test_cancuoc_no_address_but_an_issue_date_is_kept():
+    scan = accepted(cancuoc([PID, NAME, "Nam", DOB, "", ISSUED]))
+    assert "address" not in scan.ident and "no_address" in scan.warn
+
+
+def test_bhyt_cut_inside_its_card_number_is_torn():
+    for cut in ("DN4", "DN4791", "DN479123456789"):
+        rejected(cut, "torn")
+    rejected("DN", "unknown_format")
 
 
 def test_cancuoc_repeated_own_id_ignored():
