@@ -82,6 +82,29 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             body TEXT NOT NULL,
             PRIMARY KEY (facility, device))""",
     ),
+    # 3: the forwarders' jobs (one per read and destination) and the collector's downlink sequence
+    (
+        """CREATE TABLE jobs (
+            facility TEXT NOT NULL,
+            device TEXT NOT NULL,
+            seq BIGINT NOT NULL,
+            kind TEXT NOT NULL,
+            state TEXT NOT NULL,
+            attempts INTEGER NOT NULL,
+            next_at {real} NOT NULL,
+            created {real} NOT NULL,
+            updated {real} NOT NULL,
+            pending_sent INTEGER NOT NULL,
+            last_error TEXT NOT NULL,
+            answer TEXT,
+            PRIMARY KEY (facility, device, seq, kind))""",
+        "CREATE INDEX jobs_due ON jobs (state, next_at)",
+        """CREATE TABLE down_seq (
+            facility TEXT NOT NULL,
+            device TEXT NOT NULL,
+            reserved BIGINT NOT NULL,
+            PRIMARY KEY (facility, device))""",
+    ),
 )
 
 _TYPES = {

@@ -23,6 +23,7 @@ from typing import Any
 from cccd import cbor, envelope, schema
 from cccd.errors import CoreError, EnvelopeError
 from collector.db import Database
+from collector.forward import jobs
 from collector.keystore import Keystore
 from collector.registry import Registry
 
@@ -69,10 +70,11 @@ Listener = Callable[[Sequence[Outcome]], None]
 class Ingest:
     """Verifies, de-duplicates and stores messages; tells listeners (fleet, metrics) after commit."""
 
-    def __init__(self, db: Database, registry: Registry, keystore: Keystore) -> None:
+    def __init__(self, db: Database, registry: Registry, keystore: Keystore, forward: bool = False) -> None:
         self.db = db
         self.registry = registry
         self.keystore = keystore
+        self.forward = forward  # queue each stored read's insurance check
         self.listeners: list[Listener] = []
 
     def handle_batch(self, messages: Sequence[Message]) -> list[Outcome]:
@@ -150,6 +152,8 @@ class Ingest:
         )
         if cur.rowcount == 0:
             raise Rejected(DUPLICATE, "this device's sequence number is already stored")
+        if self.forward:  # in the same transaction: a stored read always has its insurance check
+            jobs.enqueue(tx, facility, device, sealed.seq, jobs.INSURANCE, message.received)
         return Outcome(message, STORED, "", facility, device, "read", body)
 
 

@@ -1,0 +1,139 @@
+"""The insurance check of every stored read, and its answer at the counter.
+
+``InsuranceRunner.run_once`` takes the due jobs and checks them concurrently (at most
+``concurrency`` at a time): it reads the read's personal fields (decrypted from the store), asks
+the BHXH gateway with the personal ID (or the BHYT card number), name and date of birth, and
+publishes the verdict as a Result on the device's result topic. When the gateway has not answered
+within ``pending_after`` seconds the counter gets ``pending`` at once, then the final answer when
+it comes; an answer that must be asked again later (``100``/``101``/``500``, no answer) leaves the
+job queued with backoff, and the counter keeps its ``pending``.
+"""
+
+import asyncio
+import datetime
+import logging
+import time
+from typing import Any
+
+from collector.db import Database
+from collector.forward import insurance, jobs
+from collector.forward.answer import Answers
+from collector.forward.bhxh import BhxhClient, GatewayError, Officer
+from collector.ingest import personal_fields
+from collector.keystore import Keystore
+
+log = logging.getLogger("cccd.collector.insurance")
+
+MAX_AGE = 3 * 86400.0  # a check still failing after this long is a dead letter
+
+
+def query_of(fields: dict[str, Any]) -> tuple[str, str, str] | None:
+    """(maThe, hoTen, ngaySinh) from a read's identity; None when it lacks what BHXH needs."""
+    ident = fields.get("id")
+    if not isinstance(ident, dict):
+        return None
+    ma_the = ident.get("cccd") or ident.get("bhyt")
+    name, dob = ident.get("name"), ident.get("dob")
+    if not (isinstance(ma_the, str) and isinstance(name, str) and isinstance(dob, str)):
+        return None
+    if len(dob) == 4:
+        return ma_the, name, dob
+    try:
+        day = datetime.date.fromisoformat(dob)
+    except ValueError:
+        return None
+    return ma_the, name, day.strftime("%d/%m/%Y")
+
+
+class InsuranceRunner:
+    def __init__(
+        self,
+        db: Database,
+        keystore: Keystore,
+        client: BhxhClient,
+        officer: Officer,
+        answers: Answers,
+        *,
+        concurrency: int = 50,
+        pending_after: float = 0.3,
+        max_age: float = MAX_AGE,
+    ) -> None:
+        self.db = db
+        self.keystore = keystore
+        self.client = client
+        self.officer = officer
+        self.answers = answers
+        self.pending_after = pending_after
+        self.max_age = max_age
+        self._slots = asyncio.Semaphore(concurrency)
+        self.alerts: list[str] = []  # codes that need IT (054/055/205), for metrics and the dashboard
+
+    async def run_once(self, now: float | None = None) -> int:
+        """Check every due job once; returns how many were taken."""
+        due = jobs.due(self.db, jobs.INSURANCE, time.time() if now is None else now)
+        await asyncio.gather(*(self._one(job) for job in due))
+        return len(due)
+
+    async def _one(self, job: jobs.Job) -> None:
+        async with self._slots:
+            fields = personal_fields(self.db, self.keystore, job.facility, job.device, job.seq)
+            query = query_of(fields) if fields is not None else None
+            if query is None:
+                self._final(job, insurance.Verdict(insurance.REJECT, "", insurance.FALLBACK), {})
+                return
+            ask = asyncio.ensure_future(self.client.check(*query, self.officer))
+            try:
+                answer = await asyncio.wait_for(asyncio.shield(ask), self.pending_after)
+            except TimeoutError:
+                self._pending(job)
+                answer = await self._settle(ask)
+            except GatewayError as exc:
+                answer = {"error": type(exc).__name__}
+            self._decide(job, answer)
+
+    async def _settle(self, ask: "asyncio.Future[dict[str, Any]]") -> dict[str, Any]:
+        try:
+            return await ask
+        except GatewayError as exc:
+            return {"error": type(exc).__name__}
+
+    def _decide(self, job: jobs.Job, answer: dict[str, Any]) -> None:
+        verdict = insurance.NO_ANSWER if "error" in answer else insurance.verdict(answer)
+        if verdict.next in (insurance.DONE, insurance.ALERT):
+            if verdict.next == insurance.ALERT:
+                self.alerts.append(verdict.code)
+                log.error(
+                    "BHXH answered %s: the facility's officer or request is misconfigured", verdict.code
+                )
+            self._final(job, verdict, answer)
+            return
+        self._pending(job)
+        why = answer.get("error") or f"maKetQua {verdict.code}"
+        if not jobs.retry(self.db, job, str(why), time.time(), self.max_age):
+            log.warning(
+                "insurance check of %s/%s seq %d is a dead letter: %s", job.facility, job.device, job.seq, why
+            )
+
+    def _pending(self, job: jobs.Job) -> None:
+        if job.pending_sent:
+            return
+        self.answers.send(job.facility, job.device, job.seq, insurance.PENDING, insurance.PENDING_TEXT)
+        jobs.mark_pending_sent(self.db, job, time.time())
+
+    def _final(self, job: jobs.Job, verdict: insurance.Verdict, answer: dict[str, Any]) -> None:
+        # What is kept of the answer: the code and the dates, not the names or address it repeats.
+        # Sent first, then recorded: a crash in between sends the answer twice, never not at all.
+        kept: dict[str, Any] = {}
+        for k in ("maKetQua", "gtTheTu", "gtTheDen", "maDKBD", "maTheMoi"):
+            if k in answer:
+                kept[k] = answer[k]
+        self.answers.send(
+            job.facility,
+            job.device,
+            job.seq,
+            verdict.status,
+            verdict.text,
+            verdict.code or None,
+            verdict.valid_to,
+        )
+        jobs.finish(self.db, job, kept, time.time())

@@ -1,0 +1,172 @@
+"""A stored read's insurance check and its answer at the counter, against the fake BHXH gateway
+over real HTTP: the Result is sealed for the device and opens with its down key."""
+
+import asyncio
+import datetime
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cccd import envelope, keys, pseudonym, qr, schema
+from collector.db import Database, open_db
+from collector.forward import jobs
+from collector.forward.answer import RESERVE, Answers
+from collector.forward.bhxh import BhxhClient, Officer
+from collector.forward.runner import InsuranceRunner
+from collector.ingest import Ingest, Message
+from collector.keystore import Keystore
+from collector.registry import Registry
+from sim import citizens
+from sim.bhxh import BhxhGateway
+
+TODAY = datetime.date(2026, 11, 22)
+FAC, DEV = "38001", "qr-0007"
+OFFICER = Officer("Phạm Thị Hoa", "001185000123")  # synthetic
+TOPIC = schema.topic(FAC, DEV, "read")
+
+
+class Counter:
+    def __init__(self, tmp: Path) -> None:
+        self.db: Database = open_db(f"sqlite:///{tmp / 'c.db'}")
+        self.keystore = Keystore(bytes(range(32)))
+        self.registry = Registry(self.db, self.keystore)
+        self.keys = keys.derive(self.registry.add(FAC, DEV, "esp32", "Quầy 1"))
+        self.ingest = Ingest(self.db, self.registry, self.keystore, forward=True)
+        self.sent: list[tuple[str, bytes]] = []
+        self.answers = Answers(self.db, self.registry, lambda t, p: self.sent.append((t, p)))
+        self.seq = 0
+
+    def scan(self, c: citizens.Citizen) -> int:
+        s = qr.parse(citizens.qr_bytes(c, c.doc), now=(TODAY.year, TODAY.month, TODAY.day))
+        pid = pseudonym.pid(self.registry.pseudonym_secret(FAC), cccd=s.ident["cccd"])
+        self.seq += 1
+        payload = schema.encode("read", schema.read(self.seq, 1, "ntp", "qr", s.doc, pid, s.ident))
+        sealed = envelope.seal(self.keys.up_key, self.keys.up_iv, DEV.encode(), self.seq, TOPIC, payload)
+        self.ingest.handle_batch([Message(TOPIC, sealed, time.time())])
+        return self.seq
+
+    def results(self) -> list[tuple[int, dict[str, object]]]:
+        """(Partial IV, Result) of everything published, opened as the node opens it."""
+        out = []
+        for topic, data in self.sent:
+            assert topic == schema.topic(FAC, DEV, "result")
+            s = envelope.parse(data)
+            out.append((s.seq, schema.decode("result", s.open(self.keys.down_key, self.keys.down_iv, topic))))
+        return out
+
+
+@pytest.fixture(scope="module")
+def people() -> list[citizens.Citizen]:
+    return citizens.population(80, seed=3, today=TODAY)
+
+
+@pytest.fixture
+def gateway(people: list[citizens.Citizen]) -> Iterator[BhxhGateway]:
+    gw = BhxhGateway(people, username="bv", password="pw", officers=[(OFFICER.name, OFFICER.cccd)])
+    gw.start()
+    yield gw
+    gw.stop()
+
+
+def run(counter: Counter, gw: BhxhGateway, pending_after: float = 5.0, now: float | None = None) -> int:
+    async def go() -> int:
+        client = BhxhClient(gw.url, "bv", "pw", timeout=3.0, attempts=1)
+        try:
+            runner = InsuranceRunner(
+                counter.db, counter.keystore, client, OFFICER, counter.answers, pending_after=pending_after
+            )
+            return await runner.run_once(now)
+        finally:
+            await client.aclose()
+
+    return asyncio.run(go())
+
+
+def test_an_insured_patient_gets_ok_at_the_counter(tmp_path: Path, gateway: BhxhGateway, people) -> None:
+    counter = Counter(tmp_path)
+    person = next(c for c in people if c.insurance == "valid")
+    seq = counter.scan(person)
+    assert run(counter, gateway) == 1
+    ((_piv, result),) = counter.results()
+    assert result["seq"] == seq and result["status"] == "ok" and result["code"] == "000"
+    assert str(result["text"]).startswith("Thẻ BHYT hợp lệ")
+    assert jobs.count(counter.db, jobs.DONE) == 1
+    assert run(counter, gateway) == 0  # done is done: nothing is checked or sent twice
+
+
+def test_each_insurance_state_reaches_the_counter(tmp_path: Path, gateway: BhxhGateway, people) -> None:
+    counter = Counter(tmp_path)
+    expected = {
+        "valid": "ok",
+        "expired": "reject",
+        "none": "reject",
+        "replaced_valid": "warn",
+        "withdrawn": "reject",
+    }
+    seqs = {}
+    for state in expected:
+        person = next((c for c in people if c.insurance == state), None)
+        if person is not None:
+            seqs[counter.scan(person)] = state
+    run(counter, gateway)
+    got = {r["seq"]: r["status"] for _p, r in counter.results()}
+    assert {seq: expected[state] for seq, state in seqs.items()} == got
+
+
+def test_a_slow_gateway_gives_pending_first_then_the_answer(
+    tmp_path: Path, gateway: BhxhGateway, people
+) -> None:
+    counter = Counter(tmp_path)
+    counter.scan(next(c for c in people if c.insurance == "valid"))
+    gateway.set_latency(0.4)
+    run(counter, gateway, pending_after=0.1)
+    (p1, first), (p2, second) = counter.results()
+    assert first["status"] == "pending" and second["status"] == "ok" and p2 > p1
+
+
+def test_an_outage_leaves_pending_and_the_answer_comes_later(
+    tmp_path: Path, gateway: BhxhGateway, people
+) -> None:
+    counter = Counter(tmp_path)
+    counter.scan(next(c for c in people if c.insurance == "valid"))
+    gateway.set_outage(True)
+    run(counter, gateway)
+    assert [r["status"] for _p, r in counter.results()] == ["pending"]
+    assert jobs.count(counter.db, jobs.QUEUED) == 1
+    gateway.set_outage(False)
+    assert run(counter, gateway) == 0  # not due yet: backoff
+    run(counter, gateway, now=10**10)
+    assert [r["status"] for _p, r in counter.results()] == ["pending", "ok"]
+    assert jobs.count(counter.db, jobs.DONE) == 1
+
+
+def test_downlink_sequence_numbers_are_never_reused_across_restarts(tmp_path: Path) -> None:
+    counter = Counter(tmp_path)
+    for _ in range(3):
+        counter.answers.send(FAC, DEV, 1, "ok", "a")
+    again = Answers(counter.db, counter.registry, lambda t, p: counter.sent.append((t, p)))
+    again.send(FAC, DEV, 1, "ok", "b")
+    pivs = [p for p, _r in counter.results()]
+    assert pivs[:3] == [0, 1, 2] and pivs[3] == RESERVE
+
+
+def test_a_check_failing_past_its_age_is_a_dead_letter(tmp_path: Path, gateway: BhxhGateway, people) -> None:
+    counter = Counter(tmp_path)
+    counter.scan(next(c for c in people if c.insurance == "valid"))
+    gateway.set_outage(True)
+
+    async def go() -> None:
+        client = BhxhClient(gateway.url, "bv", "pw", timeout=3.0, attempts=1)
+        try:
+            runner = InsuranceRunner(
+                counter.db, counter.keystore, client, OFFICER, counter.answers, max_age=0.0
+            )
+            await runner.run_once()
+        finally:
+            await client.aclose()
+
+    asyncio.run(go())
+    assert jobs.count(counter.db, jobs.DEAD) == 1
+    assert [r["status"] for _p, r in counter.results()] == ["pending"]
