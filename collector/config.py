@@ -22,6 +22,14 @@ metrics_host = "127.0.0.1"
 metrics_port = 9108                         # 0: no metrics endpoint
 batch_size = 200                            # messages per transaction at most
 
+    [bhxh]                                      # optional: the insurance check of every read
+    url = "https://egw.baohiemxahoi.gov.vn"     # the BHXH gateway
+    username = "..."
+    password_file = "bhxh.password"             # or: password = "..."
+    officer_name = "Phạm Thị Hoa"               # hoTenCb: the officer checking, registered with BHXH
+    officer_cccd = "001185000123"               # cccdCb
+    pending_after = 0.3                         # seconds before the counter is told "pending"
+
 A shared subscription lets several collectors share the reads, but Mosquitto 2.0 lets any
 account join a share group (broker_config/mosquitto/README.md): keep shared_group empty there.
 """
@@ -59,6 +67,18 @@ class StoreSettings:
 
 
 @dataclass
+class BhxhSettings:
+    url: str
+    username: str
+    password: str
+    officer_name: str
+    officer_cccd: str
+    pending_after: float = 0.3
+    concurrency: int = 50
+    timeout: float = 10.0
+
+
+@dataclass
 class CollectorConfig:
     broker: BrokerSettings = field(default_factory=BrokerSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
@@ -67,6 +87,7 @@ class CollectorConfig:
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 9108
     batch_size: int = 200
+    bhxh: BhxhSettings | None = None
 
 
 def load(path: str | Path) -> CollectorConfig:
@@ -97,10 +118,26 @@ def from_dict(data: dict[str, Any], base: Path = Path(".")) -> CollectorConfig:
         broker["ca"] = str(base / broker["ca"])
     try:
         cfg = CollectorConfig(
-            broker=BrokerSettings(**broker), store=StoreSettings(**store), **dict(data.get("collector", {}))
+            broker=BrokerSettings(**broker),
+            store=StoreSettings(**store),
+            bhxh=_bhxh(data.get("bhxh"), base),
+            **dict(data.get("collector", {})),
         )
     except TypeError as exc:
         raise ConfigError(f"unknown or misspelt setting: {exc}") from None
     if not cfg.facilities:
         raise ConfigError("collector.facilities is empty: name the facility codes this collector serves")
     return cfg
+
+
+def _bhxh(section: dict[str, Any] | None, base: Path) -> BhxhSettings | None:
+    if not section:
+        return None
+    values = dict(section)
+    password_file = values.pop("password_file", None)
+    if password_file:
+        try:
+            values["password"] = (base / password_file).read_text("utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"cannot read the BHXH password file {password_file}: {exc.strerror}") from None
+    return BhxhSettings(**values)

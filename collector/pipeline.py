@@ -123,6 +123,12 @@ def _worker_main(cfg: CollectorConfig, conn: multiprocessing.connection.Connecti
     except Exception as exc:
         conn.send(("failed", f"{type(exc).__name__}: {exc}"))
         return
+    forwarders = None
+    if cfg.bhxh is not None:
+        from collector.forward.service import ForwarderThread  # noqa: PLC0415
+
+        forwarders = ForwarderThread(cfg)
+        forwarders.start()
     conn.send(("ready",))
     next_purge = 0.0
     try:
@@ -150,4 +156,6 @@ def _worker_main(cfg: CollectorConfig, conn: multiprocessing.connection.Connecti
         log.error("ingest worker: %s", exc)
         conn.send(("failed", f"{type(exc).__name__}: {exc}"))
     finally:
+        if forwarders is not None:
+            forwarders.stop()
         parts.db.close()
