@@ -182,14 +182,26 @@ def _progress(message: str) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    sys.stderr.write(
-        "cccd-edge demo: the broker, collector and simulated nodes arrive with later issues; "
-        "for now the demo measures the protocol core.\n"
-    )
-    args.seconds = 2.0
-    args.no_micropython = False
-    args.json = None
-    return _bench_core(args)
+    from tools import demo
+
+    live = sys.stdout.isatty() and args.duration is None
+
+    def show(line: str) -> None:
+        if live:
+            sys.stdout.write("\r" + line)
+            sys.stdout.flush()
+        elif int(line.split(maxsplit=1)[0]) % 5 == 0:
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+
+    def say(line: str) -> None:
+        sys.stdout.write(("\n" if live else "") + "cccd-edge demo: " + line + "\n")
+        sys.stdout.flush()
+
+    try:
+        return demo.run(args.nodes, args.rate, args.duration, args.latency, say, show)
+    except demo.DemoError as exc:
+        raise CommandError("cannot start the demo", str(exc)) from None
 
 
 # --- collector ----------------------------------------------------------------------------------
@@ -590,7 +602,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(handler=_collector_fleet)
 
-    p = sub.add_parser("demo", help="run the whole system locally with a live view")
+    p = sub.add_parser(
+        "demo",
+        help="run the whole system locally with a live view",
+        description="Provision a facility in a temporary directory and run Mosquitto, the collector, "
+        "the fake BHXH gateway and virtual reader nodes, with a live view; Ctrl-C or --duration ends "
+        "it with a summary (exit status 1 if any accepted read was lost).",
+    )
+    p.add_argument("--nodes", type=int, default=20, help="virtual reader nodes (default 20)")
+    p.add_argument("--rate", type=float, default=0.5, help="scans per second per node (default 0.5)")
+    p.add_argument("--duration", type=float, help="seconds to run, without the live view; then a summary")
+    p.add_argument("--latency", type=float, default=1.0, help="the fake gateway's longest answer time, s")
     p.set_defaults(handler=_demo)
     return parser
 

@@ -1,0 +1,205 @@
+"""``cccd-edge demo``: the whole facility side on this machine, with a live view.
+
+It provisions a facility home in a temporary directory, starts the production Mosquitto
+configuration on a free local port, the fake BHXH gateway (synthetic citizens), the collector
+process with the insurance check on, and virtual reader nodes that scan citizens' cards. Every
+second it shows reads accepted by the nodes, stored by the collector, answered at the counter,
+and the nodes online. Ctrl-C (or ``--duration``) stops everything and prints a summary that
+reconciles the nodes' ground truth with the store: reads lost must be 0.
+
+Not yet in the demo (later issues): the HIS registration, the dashboard, several facilities,
+faults on demand, the embedded broker for machines without Mosquitto.
+"""
+
+import datetime
+import json
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from collector import fleet
+from sim import citizens
+from sim.bhxh import BhxhGateway
+from sim.nodes import VirtualNode
+from tools import provision
+from tools.mosquitto import MOSQUITTO, Mosquitto
+
+FACILITY = "38001"
+OFFICER = ("Phạm Thị Hoa", "001185000123")  # synthetic
+ROOT = Path(__file__).resolve().parent.parent
+
+Say = Callable[[str], None]
+
+
+class DemoError(Exception):
+    """The demo could not start; the message says what to do."""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Tally:
+    accepted: int = 0
+    stored: int = 0
+    answered: int = 0
+    pending: int = 0
+    online: int = 0
+    duplicates: int = 0
+
+
+class Demo:
+    def __init__(self, nodes: int, rate: float, latency: float, say: Say) -> None:
+        if not shutil.which(MOSQUITTO) and not Path(MOSQUITTO).exists():
+            raise DemoError(
+                "Mosquitto is not installed: run `make demo` (it installs it) or apt-get install mosquitto"
+            )
+        self.say = say
+        self.base = Path(tempfile.mkdtemp(prefix="cccd-demo-"))
+        self.today = datetime.date.today()
+        self.people = citizens.population(500, seed=2026, today=self.today)
+        self.gateway = BhxhGateway(
+            self.people, username="bv", password="demo", officers=[OFFICER], latency=(0.0, latency)
+        )
+        port = _free_port()
+        self.metrics_port = _free_port()
+        say("provisioning a facility home, the broker's certificates and accounts")
+        self.home = provision.init(
+            self.base / "home", FACILITY, broker_port=port, run_here=True, metrics_port=self.metrics_port
+        )
+        self.configs = [
+            provision.device(
+                self.home.path, FACILITY, f"qr-{i + 1:04d}", "esp32", f"Quầy {i + 1} – Khoa Khám bệnh"
+            )
+            for i in range(nodes)
+        ]
+        self.broker = Mosquitto(
+            self.home.broker.conf,
+            port,
+            self.home.path / "ca.crt",
+            log=self.home.path / "broker" / "mosquitto.log",
+        )
+        self.collector: subprocess.Popen[bytes] | None = None
+        self.nodes: list[VirtualNode] = []
+        self.rate = rate
+        self.log = self.base / "collector.log"
+
+    def start(self) -> None:
+        self.say("starting Mosquitto (TLS, passwords, ACL) and the fake BHXH gateway")
+        self.broker.start()
+        self.gateway.start()
+        with (self.home.path / "collector.toml").open("a", encoding="utf-8") as f:
+            f.write(
+                f'\n[bhxh]\nurl = "{self.gateway.url}"\nusername = "bv"\npassword = "demo"\n'
+                f'officer_name = "{OFFICER[0]}"\nofficer_cccd = "{OFFICER[1]}"\n'
+            )
+        self.say("starting the collector")
+        with self.log.open("ab") as out:
+            cmd = [
+                sys.executable,
+                "-m",
+                "tools.cli",
+                "collector",
+                "run",
+                "--config",
+                str(self.home.path / "collector.toml"),
+            ]
+            self.collector = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+        deadline = time.monotonic() + 30
+        while "topic filters" not in self.log.read_text("utf-8", "replace"):
+            if self.collector.poll() is not None or time.monotonic() > deadline:
+                raise DemoError(f"the collector did not start; its log: {self.log}")
+            time.sleep(0.05)
+        self.say(f"starting {len(self.configs)} virtual reader nodes")
+        state = self.base / "nodes"
+        state.mkdir()
+        for i, path in enumerate(self.configs):
+            cfg = json.loads(path.read_text("utf-8"))
+            self.nodes.append(
+                VirtualNode(cfg, state, self.people, rate=self.rate, heartbeat=5.0, seed=i).start()
+            )
+
+    def tally(self) -> Tally:
+        t = Tally(accepted=sum(len(n.accepted) for n in self.nodes))
+        final = [a for n in self.nodes for answers in n.answers.values() for a in answers if a != "pending"]
+        t.answered = len(final)
+        t.pending = sum(1 for n in self.nodes for s in n.accepted if n.answers.get(s) == ["pending"])
+        try:
+            with sqlite3.connect(self.home.path / "collector.db", timeout=5) as db:
+                t.stored = int(db.execute("SELECT COUNT(*) FROM reads").fetchone()[0])
+                t.duplicates = int(
+                    db.execute("SELECT COUNT(*) FROM quarantine WHERE reason = 'duplicate'").fetchone()[0]
+                )
+                rows = db.execute("SELECT body FROM presence_state").fetchall()
+        except sqlite3.Error:
+            rows = []
+        states = [fleet.DeviceState.from_dict(json.loads(body)).state for (body,) in rows]
+        t.online = states.count(fleet.ONLINE)
+        return t
+
+    def drain(self, timeout: float = 20.0) -> None:
+        for node in self.nodes:
+            node.rate = 0.0
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            t = self.tally()
+            if t.stored >= t.accepted and all(not n.unanswered() for n in self.nodes):
+                return
+            time.sleep(0.25)
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+        if self.collector is not None and self.collector.poll() is None:
+            self.collector.terminate()
+            try:
+                self.collector.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.collector.kill()
+        self.gateway.stop()
+        self.broker.stop()
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+def run(
+    nodes: int, rate: float, duration: float | None, latency: float, say: Say, show: Callable[[str], None]
+) -> int:
+    demo = Demo(nodes, rate, latency, say)
+    started = time.monotonic()
+    try:
+        demo.start()
+        say(f"running; metrics at http://127.0.0.1:{demo.metrics_port}/metrics; Ctrl-C stops")
+        while duration is None or time.monotonic() - started < duration:
+            t = demo.tally()
+            show(
+                f"{time.monotonic() - started:6.0f} s  accepted {t.accepted:6d}  stored {t.stored:6d}  "
+                f"answered {t.answered:6d}  pending {t.pending:4d}  nodes online {t.online:3d}/{nodes}"
+            )
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        say("stopping")
+    finally:
+        try:
+            if demo.nodes:
+                demo.drain()
+            t = demo.tally()
+            lost = max(0, t.accepted - t.stored)
+            unanswered = sum(len(n.unanswered()) for n in demo.nodes)
+            say(
+                f"summary: reads accepted by the nodes {t.accepted}, stored {t.stored}, answered at the "
+                f"counter {t.answered} ({unanswered} without a final answer), lost {lost}; "
+                f"registered in the HIS: not built yet"
+            )
+        finally:
+            demo.stop()
+    return 0 if lost == 0 else 1
