@@ -94,6 +94,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
+from sim.citizens import BHXH_CODES
+
 log = logging.getLogger("cccd.sim.bhxh")
 
 TOKEN_PATH = "/api/token/take"
@@ -132,19 +134,8 @@ MESSAGES: dict[str, str] = {
     "500": "Lỗi hệ thống",
 }
 
-# Citizen.insurance → maKetQua.
-STATE_CODES: dict[str, str] = {
-    "valid": "000",
-    "defence": "001",
-    "police": "002",
-    "replaced_expired": "003",
-    "replaced_valid": "004",
-    "expired": "010",
-    "withdrawn": "110",
-    "reduced": "120",
-    "none": "050",
-    "child_no_card": "130",
-}
+# Citizen.insurance → maKetQua: the citizens' own table.
+STATE_CODES: dict[str, str] = dict(BHXH_CODES)
 
 # Province codes of the card's 4th-5th characters (the GSO codes), 97/98 for the Defence and
 # Public Security social insurance.

@@ -13,6 +13,7 @@ import asyncio
 import datetime
 import logging
 import time
+from collections import Counter
 from typing import Any
 
 from collector.db import Database
@@ -66,7 +67,7 @@ class InsuranceRunner:
         self.pending_after = pending_after
         self.max_age = max_age
         self._slots = asyncio.Semaphore(concurrency)
-        self.alerts: list[str] = []  # codes that need IT (054/055/205), for metrics and the dashboard
+        self.alerts: Counter[str] = Counter()  # codes that need IT (054/055/205): metrics, dashboard
 
     async def run_once(self, now: float | None = None) -> int:
         """Check every due job once; returns how many were taken."""
@@ -101,7 +102,7 @@ class InsuranceRunner:
         verdict = insurance.NO_ANSWER if "error" in answer else insurance.verdict(answer)
         if verdict.next in (insurance.DONE, insurance.ALERT):
             if verdict.next == insurance.ALERT:
-                self.alerts.append(verdict.code)
+                self.alerts[verdict.code] += 1
                 log.error(
                     "BHXH answered %s: the facility's officer or request is misconfigured", verdict.code
                 )
