@@ -74,7 +74,7 @@ class BhxhSettings:
     officer_name: str
     officer_cccd: str
     pending_after: float = 0.3
-    concurrency: int = 50
+    concurrency: int = 200  # checks in flight: 100 reads/s x 2 s a check
     timeout: float = 10.0
 
 

@@ -57,6 +57,8 @@ class VirtualNode:
         self.accepted: list[int] = []
         self.rejected = 0
         self.answers: dict[int, list[str]] = defaultdict(list)
+        self.sent_at: dict[int, float] = {}  # seq -> when the read was published (monotonic)
+        self.answered_at: dict[int, list[tuple[str, float]]] = defaultdict(list)  # seq -> (status, when)
         self.acked: set[int] = set()
         self._mids: dict[int, int] = {}
         self._lock = threading.Lock()
@@ -133,6 +135,7 @@ class VirtualNode:
             return
         with self._lock:
             self.answers[int(body["seq"])].append(str(body["status"]))
+            self.answered_at[int(body["seq"])].append((str(body["status"]), time.monotonic()))
 
     def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, _r: Any, _p: Any) -> None:
         with self._lock:
@@ -163,6 +166,7 @@ class VirtualNode:
             self.keys.up_key, self.keys.up_iv, self.device.encode(), seq, self._topic("read"), payload
         )
         with self._lock:
+            self.sent_at[seq] = time.monotonic()
             info = self.client.publish(self._topic("read"), sealed, qos=1)
             self._mids[info.mid] = seq
             self.accepted.append(seq)

@@ -176,6 +176,22 @@ def _bench_ingest(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _bench_counter(args: argparse.Namespace) -> int:
+    from tools import benchcounter
+    from tools.demo import DemoError
+
+    try:
+        rows = benchcounter.run(args.nodes, args.rate, args.seconds, _progress)
+    except DemoError as exc:
+        raise CommandError("cannot run the counter benchmark", str(exc)) from None
+    sys.stdout.write(benchcounter.format_report(rows))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(rows, f, indent=2)
+            f.write("\n")
+    return EXIT_OK
+
+
 def _progress(message: str) -> None:
     sys.stderr.write(f"… {message}\n")
     sys.stderr.flush()
@@ -601,6 +617,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", required=True, help="the collector's TOML settings file")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(handler=_collector_fleet)
+
+    p = bench.add_parser(
+        "counter",
+        help="tap-to-result latency at the counter, gateway fast and slow",
+        description="Virtual nodes scan at a steady rate against the whole facility side; prints p50/p99 "
+        "of the time from a read to its first Result (pending or final) and to the final one.",
+    )
+    p.add_argument("--nodes", type=int, default=20, help="virtual reader nodes (default 20)")
+    p.add_argument("--rate", type=float, default=100.0, help="reads per second in all (default 100)")
+    p.add_argument("--seconds", type=float, default=20.0, help="seconds per phase (default 20)")
+    p.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
+    p.set_defaults(handler=_bench_counter)
 
     p = sub.add_parser(
         "demo",

@@ -84,8 +84,10 @@ class BhxhClient:
         margin: float = 60.0,
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], float] = time.time,
+        connections: int = 100,
     ) -> None:
-        self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout, transport=transport)
+        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+        self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout, transport=transport, limits=limits)
         self._username = username
         self._password_md5 = hashlib.md5(password.encode("utf-8")).hexdigest()  # the API asks for MD5
         self._attempts = attempts

@@ -55,7 +55,7 @@ class InsuranceRunner:
         officer: Officer,
         answers: Answers,
         *,
-        concurrency: int = 50,
+        concurrency: int = 200,
         pending_after: float = 0.3,
         max_age: float = MAX_AGE,
     ) -> None:
@@ -67,30 +67,58 @@ class InsuranceRunner:
         self.pending_after = pending_after
         self.max_age = max_age
         self._slots = asyncio.Semaphore(concurrency)
+        self._inflight: set[tuple[str, str, int]] = set()
         self.alerts: Counter[str] = Counter()  # codes that need IT (054/055/205): metrics, dashboard
 
     async def run_once(self, now: float | None = None) -> int:
-        """Check every due job once; returns how many were taken."""
-        due = jobs.due(self.db, jobs.INSURANCE, time.time() if now is None else now)
-        await asyncio.gather(*(self._one(job) for job in due))
-        return len(due)
+        """Check every due job once and wait for them; returns how many were taken."""
+        started = self.dispatch(now)
+        await asyncio.gather(*started)
+        return len(started)
+
+    def dispatch(self, now: float | None = None) -> "list[asyncio.Task[None]]":
+        """Start a check for every due job not already being checked; does not wait for them."""
+        due = jobs.due(self.db, jobs.INSURANCE, time.time() if now is None else now, limit=1000)
+        started = []
+        for job in due:
+            key = (job.facility, job.device, job.seq)
+            if key in self._inflight:
+                continue
+            self._inflight.add(key)
+            task = asyncio.ensure_future(self._guarded(job, key))
+            started.append(task)
+        return started
+
+    async def _guarded(self, job: jobs.Job, key: tuple[str, str, int]) -> None:
+        try:
+            await self._one(job)
+        except Exception as exc:  # the broker or the store failed mid-way: try this job again later
+            log.warning("insurance check of %s/%s seq %d failed: %s", job.facility, job.device, job.seq, exc)
+            jobs.retry(self.db, job, type(exc).__name__, time.time(), self.max_age)
+        finally:
+            self._inflight.discard(key)
 
     async def _one(self, job: jobs.Job) -> None:
+        fields = personal_fields(self.db, self.keystore, job.facility, job.device, job.seq)
+        query = query_of(fields) if fields is not None else None
+        if query is None:
+            self._final(job, insurance.Verdict(insurance.REJECT, "", insurance.FALLBACK), {})
+            return
+        ask = asyncio.ensure_future(self._ask(query))
+        # "pending" is due pending_after seconds after the read arrived, however long it queued here
+        wait = max(0.0, job.created + self.pending_after - time.time())
+        try:
+            answer = await asyncio.wait_for(asyncio.shield(ask), wait)
+        except TimeoutError:
+            self._pending(job)
+            answer = await self._settle(ask)
+        except GatewayError as exc:
+            answer = {"error": type(exc).__name__}
+        self._decide(job, answer)
+
+    async def _ask(self, query: tuple[str, str, str]) -> dict[str, Any]:
         async with self._slots:
-            fields = personal_fields(self.db, self.keystore, job.facility, job.device, job.seq)
-            query = query_of(fields) if fields is not None else None
-            if query is None:
-                self._final(job, insurance.Verdict(insurance.REJECT, "", insurance.FALLBACK), {})
-                return
-            ask = asyncio.ensure_future(self.client.check(*query, self.officer))
-            try:
-                answer = await asyncio.wait_for(asyncio.shield(ask), self.pending_after)
-            except TimeoutError:
-                self._pending(job)
-                answer = await self._settle(ask)
-            except GatewayError as exc:
-                answer = {"error": type(exc).__name__}
-            self._decide(job, answer)
+            return await self.client.check(*query, self.officer)
 
     async def _settle(self, ask: "asyncio.Future[dict[str, Any]]") -> dict[str, Any]:
         try:

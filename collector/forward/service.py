@@ -76,7 +76,7 @@ class ForwarderThread(threading.Thread):
         db = open_db(cfg.store.url)
         keystore = Keystore(load_kek(cfg.store.kek_file))
         publisher = ResultPublisher(cfg)
-        client = BhxhClient(b.url, b.username, b.password, timeout=b.timeout)
+        client = BhxhClient(b.url, b.username, b.password, timeout=b.timeout, connections=b.concurrency)
         answers = Answers(db, Registry(db, keystore), publisher.publish)
         runner = InsuranceRunner(
             db,
@@ -90,13 +90,11 @@ class ForwarderThread(threading.Thread):
         try:
             while not self.stopping.is_set():
                 try:
-                    taken = await runner.run_once()
-                except Exception as exc:  # the broker or the store is away: try again soon
+                    runner.dispatch()
+                except Exception as exc:  # the store is away: try again soon
                     log.warning("insurance checks paused: %s", exc)
-                    taken = 0
                     await asyncio.sleep(1.0)
-                if not taken:
-                    await asyncio.sleep(IDLE)
+                await asyncio.sleep(IDLE)
         finally:
             await client.aclose()
             publisher.close()
