@@ -56,6 +56,7 @@ from types import FrameType
 from typing import Any
 
 from tools import provision
+from tools.collectorproc import CollectorProcess, CollectorStartError
 from tools.mosquitto import MOSQUITTO, Mosquitto
 
 GOAL_RATIO = 0.5
@@ -290,16 +291,6 @@ def _end_process(proc: SpawnProcess) -> None:
         proc.join()
 
 
-def _end_popen(proc: "subprocess.Popen[bytes]") -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 @dataclass
 class _Site:
     home: provision.Home
@@ -472,22 +463,6 @@ def _phase_bare(
         }
 
 
-def _wait_subscribed(proc: "subprocess.Popen[bytes]", log: Path, timeout: float) -> None:
-    """Until the collector logs its SUBACK: before that the broker keeps nothing for it."""
-    deadline = time.monotonic() + timeout
-    while True:
-        text = log.read_text("utf-8", "replace")
-        if re.search(r"subscribed to \d+ topic filters", text):
-            return
-        if proc.poll() is not None:
-            raise BenchError(f"the collector exited with {proc.returncode}: {text[-2000:]}")
-        if "refused" in text:
-            raise BenchError(f"the collector was refused by the broker: {text[-2000:]}")
-        if time.monotonic() > deadline:
-            raise BenchError(f"the collector did not subscribe within {timeout:g} s: {text[-2000:]}")
-        time.sleep(0.05)
-
-
 def _phase_collector(
     ctx: SpawnContext,
     base: Path,
@@ -500,18 +475,15 @@ def _phase_collector(
     with contextlib.ExitStack() as stack:
         say("collector: provisioning a fresh facility home and starting Mosquitto")
         site = _site(base, len(counts), stack)
-        log = base / "collector.log"
-        with log.open("ab") as out:
-            collector = subprocess.Popen(
-                [*collector_cmd, "collector", "run", "--config", str(site.home.path / "collector.toml")],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=ROOT,
-            )
-        stack.callback(_end_popen, collector)
+        collector = CollectorProcess(site.home.path / "collector.toml", base / "collector.log", collector_cmd)
+        collector.start()
+        stack.callback(collector.stop)
         pubs = _Publishers(ctx, site.nodes, counts, stack)
         say(f"collector: starting it; {len(counts)} publishers sealing {total:,} reads, connecting")
-        _wait_subscribed(collector, log, READY_TIMEOUT)
+        try:
+            collector.wait_subscribed(timeout=READY_TIMEOUT)
+        except CollectorStartError as exc:
+            raise BenchError(str(exc)) from None
         pubs.wait_ready()
         db = sqlite3.connect(f"file:{site.home.path / 'collector.db'}?mode=ro", uri=True, timeout=10)
         stack.callback(db.close)
@@ -531,8 +503,10 @@ def _phase_collector(
                     t_end = time.monotonic()
                     break
             pubs.check()
-            if collector.poll() is not None:
-                raise BenchError(f"the collector exited with {collector.returncode}: {_tail(log)}")
+            if collector.exit_code() is not None:
+                raise BenchError(
+                    f"the collector exited with {collector.exit_code()}: {collector.output()[-2000:]}"
+                )
             if time.monotonic() > deadline:
                 committed = int(db.execute("SELECT count(*) FROM reads").fetchone()[0])
                 raise BenchError(f"the collector committed {committed:,} of {total:,} reads in {timeout:g} s")
@@ -558,13 +532,6 @@ def _phase_collector(
             "broker_cpu_s": _delta(broker_cpu1, broker_cpu0),
             "envelope_bytes": pubs.envelope_bytes / total,
         }
-
-
-def _tail(log: Path) -> str:
-    try:
-        return log.read_text("utf-8", "replace")[-2000:]
-    except OSError:
-        return ""
 
 
 @contextlib.contextmanager

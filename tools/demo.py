@@ -16,8 +16,6 @@ import json
 import shutil
 import socket
 import sqlite3
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -29,11 +27,11 @@ from sim import citizens
 from sim.bhxh import BhxhGateway
 from sim.nodes import VirtualNode
 from tools import provision
+from tools.collectorproc import CollectorProcess, CollectorStartError
 from tools.mosquitto import MOSQUITTO, Mosquitto
 
 FACILITY = "38001"
 OFFICER = ("Phạm Thị Hoa", "001185000123")  # synthetic
-ROOT = Path(__file__).resolve().parent.parent
 
 Say = Callable[[str], None]
 
@@ -89,10 +87,9 @@ class Demo:
             self.home.path / "ca.crt",
             log=self.home.path / "broker" / "mosquitto.log",
         )
-        self.collector: subprocess.Popen[bytes] | None = None
+        self.collector = CollectorProcess(self.home.path / "collector.toml", self.base / "collector.log")
         self.nodes: list[VirtualNode] = []
         self.rate = rate
-        self.log = self.base / "collector.log"
 
     def start(self) -> None:
         self.say("starting Mosquitto (TLS, passwords, ACL) and the fake BHXH gateway")
@@ -104,22 +101,10 @@ class Demo:
                 f'officer_name = "{OFFICER[0]}"\nofficer_cccd = "{OFFICER[1]}"\n'
             )
         self.say("starting the collector")
-        with self.log.open("ab") as out:
-            cmd = [
-                sys.executable,
-                "-m",
-                "tools.cli",
-                "collector",
-                "run",
-                "--config",
-                str(self.home.path / "collector.toml"),
-            ]
-            self.collector = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
-        deadline = time.monotonic() + 30
-        while "topic filters" not in self.log.read_text("utf-8", "replace"):
-            if self.collector.poll() is not None or time.monotonic() > deadline:
-                raise DemoError(f"the collector did not start; its log: {self.log}")
-            time.sleep(0.05)
+        try:
+            self.collector.start().wait_subscribed()
+        except CollectorStartError as exc:
+            raise DemoError(str(exc)) from None
         self.say(f"starting {len(self.configs)} virtual reader nodes")
         state = self.base / "nodes"
         state.mkdir()
@@ -160,12 +145,7 @@ class Demo:
     def stop(self) -> None:
         for node in self.nodes:
             node.stop()
-        if self.collector is not None and self.collector.poll() is None:
-            self.collector.terminate()
-            try:
-                self.collector.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.collector.kill()
+        self.collector.stop()
         self.gateway.stop()
         self.broker.stop()
         shutil.rmtree(self.base, ignore_errors=True)

@@ -3,12 +3,9 @@ process, and nodes built from their configuration files alone (docs/PROTOCOL.md)
 """
 
 import json
-import signal
 import socket
 import sqlite3
 import ssl
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -20,6 +17,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from cccd import envelope, keys, pseudonym, schema
 from tools import provision
+from tools.collectorproc import CollectorProcess
 from tools.mosquitto import Mosquitto
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,40 +45,22 @@ class Site:
         self.ca = self.home.path / "ca.crt"
         log = self.home.path / "broker" / "mosquitto.log"
         self.broker = Mosquitto(self.home.broker.conf, self.port, self.ca, log=log).start()
-        self.collector: subprocess.Popen[bytes] | None = None
         self.log = base / "collector.log"
+        self.collector = CollectorProcess(self.home.path / "collector.toml", self.log)
 
     def start_collector(self) -> None:
-        with self.log.open("ab") as out:
-            self.collector = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "tools.cli",
-                    "collector",
-                    "run",
-                    "--config",
-                    str(self.home.path / "collector.toml"),
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=ROOT,
-            )
+        self.collector.start()
 
     def wait_subscribed(self, count: int = 1) -> None:
         """Until the collector's session has its subscriptions: before that the broker keeps
         nothing for it (a facility starts its collector before provisioning nodes)."""
-        wait(lambda: self.log.read_text().count("topic filters") >= count, 30, "the collector to subscribe")
+        self.collector.wait_subscribed(count)
 
     def kill_collector(self) -> None:
-        assert self.collector is not None
-        self.collector.send_signal(signal.SIGKILL)
-        self.collector.wait()
+        self.collector.kill()
 
     def stop(self) -> None:
-        if self.collector is not None and self.collector.poll() is None:
-            self.collector.terminate()
-            self.collector.wait(timeout=10)
+        self.collector.stop()
         self.broker.stop()
 
     def stored(self) -> list[tuple[str, int]]:
