@@ -23,7 +23,7 @@ the registry leaves the metrics, and a scrape never sees half of an update.
 import re
 from collections.abc import Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from cccd import schema
@@ -44,6 +44,10 @@ REJECT_REASONS = frozenset(ENVELOPE_REASONS + SCHEMA_REASONS + COLLECTOR_REASONS
 OUTCOMES = frozenset(schema.STATUSES)
 DOCS = frozenset(schema.DOCS)
 SOURCES = frozenset(schema.SOURCES)
+
+JOB_KINDS = frozenset({"insurance"})
+JOB_STATES = frozenset({"queued", "done", "dead"})
+ALERT_CODES = frozenset({"054", "055", "205"})
 
 OTHER = "other"
 UNKNOWN = "unknown"
@@ -136,6 +140,26 @@ class Metrics:
         )
         self._fleet = _FleetGauges()
         self.registry.register(self._fleet)
+        self._jobs = Gauge(
+            "cccd_jobs",
+            "Forwarder jobs by destination and state (queued, done, dead: dead letters need IT).",
+            ["kind", "state"],
+            registry=self.registry,
+        )
+        self._alerts = Counter(
+            "cccd_bhxh_alerts",
+            "BHXH answers that need IT: 054/055 (the officer identity), 205 (a malformed request).",
+            ["code"],
+            registry=self.registry,
+        )
+
+    def jobs(self, kind: str, counts: dict[str, int]) -> None:
+        """The number of jobs of ``kind`` in each state."""
+        for state, n in counts.items():
+            self._jobs.labels(_one_of(kind, JOB_KINDS), _one_of(state, JOB_STATES)).set(n)
+
+    def alert(self, code: str) -> None:
+        self._alerts.labels(_one_of(code, ALERT_CODES)).inc()
 
     def read(self, facility: str, doc: str, src: str, outcome: str, n: int = 1) -> None:
         """Count ``n`` reads; ``outcome`` is the Result status (ok, warn, reject, pending, error)."""

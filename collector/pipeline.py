@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from collector.config import CollectorConfig
+from collector.forward import jobs
 from collector.ingest import Ingest, Message, purge_personal
 
 log = logging.getLogger("cccd.collector.pipeline")
@@ -127,7 +128,7 @@ def _worker_main(cfg: CollectorConfig, conn: multiprocessing.connection.Connecti
     if cfg.bhxh is not None:
         from collector.forward.service import ForwarderThread  # noqa: PLC0415
 
-        forwarders = ForwarderThread(cfg)
+        forwarders = ForwarderThread(cfg, parts.metrics)
         forwarders.start()
     conn.send(("ready",))
     next_purge = 0.0
@@ -143,6 +144,8 @@ def _worker_main(cfg: CollectorConfig, conn: multiprocessing.connection.Connecti
                 if connected_for is not None and connected_for >= SETTLE:
                     parts.tracker.tick(now)
                 parts.tracker.snapshot(now)
+                if forwarders is not None:
+                    parts.metrics.jobs(jobs.INSURANCE, jobs.counts(parts.db, jobs.INSURANCE))
                 if now >= next_purge:
                     purged = purge_personal(parts.db, cfg.store.retention_days, now)
                     if purged:

@@ -93,3 +93,9 @@ def retry(db: Database, job: Job, why: str, now: float, max_age: float) -> bool:
 
 def count(db: Database, state: str, kind: str = INSURANCE) -> int:
     return int(db.query("SELECT COUNT(*) FROM jobs WHERE state = ? AND kind = ?", (state, kind))[0][0])
+
+
+def counts(db: Database, kind: str) -> dict[str, int]:
+    """Jobs of ``kind`` per state (every state present, zero when none)."""
+    found = dict(db.query("SELECT state, COUNT(*) FROM jobs WHERE kind = ? GROUP BY state", (kind,)))
+    return {state: int(found.get(state, 0)) for state in (QUEUED, DONE, DEAD)}

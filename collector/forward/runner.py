@@ -14,6 +14,7 @@ import datetime
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from collector.db import Database
@@ -58,6 +59,7 @@ class InsuranceRunner:
         concurrency: int = 200,
         pending_after: float = 0.3,
         max_age: float = MAX_AGE,
+        on_alert: Callable[[str], None] | None = None,
     ) -> None:
         self.db = db
         self.keystore = keystore
@@ -66,6 +68,7 @@ class InsuranceRunner:
         self.answers = answers
         self.pending_after = pending_after
         self.max_age = max_age
+        self.on_alert = on_alert
         self._slots = asyncio.Semaphore(concurrency)
         self._inflight: set[tuple[str, str, int]] = set()
         self.alerts: Counter[str] = Counter()  # codes that need IT (054/055/205): metrics, dashboard
@@ -131,6 +134,8 @@ class InsuranceRunner:
         if verdict.next in (insurance.DONE, insurance.ALERT):
             if verdict.next == insurance.ALERT:
                 self.alerts[verdict.code] += 1
+                if self.on_alert is not None:
+                    self.on_alert(verdict.code)
                 log.error(
                     "BHXH answered %s: the facility's officer or request is misconfigured", verdict.code
                 )

@@ -19,6 +19,7 @@ from collector.forward.answer import Answers
 from collector.forward.bhxh import BhxhClient, Officer
 from collector.forward.runner import InsuranceRunner
 from collector.keystore import Keystore, load_kek
+from collector.metrics import Metrics
 from collector.registry import Registry
 
 log = logging.getLogger("cccd.collector.forward")
@@ -61,10 +62,11 @@ class ResultPublisher:
 
 
 class ForwarderThread(threading.Thread):
-    def __init__(self, cfg: CollectorConfig) -> None:
+    def __init__(self, cfg: CollectorConfig, metrics: Metrics | None = None) -> None:
         super().__init__(name="cccd-forwarders", daemon=True)
         assert cfg.bhxh is not None
         self.cfg = cfg
+        self.metrics = metrics
         self.stopping = threading.Event()
 
     def run(self) -> None:
@@ -86,6 +88,7 @@ class ForwarderThread(threading.Thread):
             answers,
             concurrency=b.concurrency,
             pending_after=b.pending_after,
+            on_alert=self.metrics.alert if self.metrics is not None else None,
         )
         try:
             while not self.stopping.is_set():

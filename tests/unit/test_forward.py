@@ -17,6 +17,7 @@ from collector.forward.bhxh import BhxhClient, Officer
 from collector.forward.runner import InsuranceRunner
 from collector.ingest import Ingest, Message
 from collector.keystore import Keystore
+from collector.metrics import Metrics
 from collector.registry import Registry
 from sim import citizens
 from sim.bhxh import BhxhGateway
@@ -170,3 +171,37 @@ def test_a_check_failing_past_its_age_is_a_dead_letter(tmp_path: Path, gateway: 
     asyncio.run(go())
     assert jobs.count(counter.db, jobs.DEAD) == 1
     assert [r["status"] for _p, r in counter.results()] == ["pending"]
+
+
+def test_a_wrong_officer_is_an_alert_for_it_and_an_error_at_the_counter(
+    tmp_path: Path, gateway: BhxhGateway, people
+) -> None:
+    counter = Counter(tmp_path)
+    counter.scan(next(c for c in people if c.insurance == "valid"))
+    alerts: list[str] = []
+    metrics = Metrics()
+
+    async def go() -> None:
+        client = BhxhClient(gateway.url, "bv", "pw", timeout=3.0, attempts=1)
+        try:
+            stranger = Officer("Phạm Thị Hoa", "001185000999")  # not registered for the facility
+            runner = InsuranceRunner(
+                counter.db,
+                counter.keystore,
+                client,
+                stranger,
+                counter.answers,
+                on_alert=lambda code: (alerts.append(code), metrics.alert(code)),
+            )
+            await runner.run_once()
+        finally:
+            await client.aclose()
+
+    asyncio.run(go())
+    assert alerts == ["054"]
+    assert [(r["status"], r["code"]) for _p, r in counter.results()] == [("error", "054")]
+    metrics.jobs(jobs.INSURANCE, jobs.counts(counter.db, jobs.INSURANCE))
+    text = metrics.render().decode()
+    assert 'cccd_bhxh_alerts_total{code="054"} 1.0' in text
+    assert 'cccd_jobs{kind="insurance",state="done"} 1.0' in text
+    assert 'cccd_jobs{kind="insurance",state="dead"} 0.0' in text
