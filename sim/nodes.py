@@ -61,7 +61,8 @@ class VirtualNode:
         self.answered_at: dict[int, list[tuple[str, float]]] = defaultdict(list)  # seq -> (status, when)
         self.acked: set[int] = set()
         self._mids: dict[int, int] = {}
-        self._lock = threading.Lock()
+        self._early: set[int] = set()
+        self.lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"node-{self.device}", daemon=True)
         self._state = self._load_state()
@@ -133,15 +134,17 @@ class VirtualNode:
             body = schema.decode("result", sealed.open(self.keys.down_key, self.keys.down_iv, msg.topic))
         except Exception:  # a tampered or foreign message: a real node ignores it and counts it
             return
-        with self._lock:
+        with self.lock:
             self.answers[int(body["seq"])].append(str(body["status"]))
             self.answered_at[int(body["seq"])].append((str(body["status"]), time.monotonic()))
 
     def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, _r: Any, _p: Any) -> None:
-        with self._lock:
+        with self.lock:
             seq = self._mids.pop(mid, None)
             if seq is not None:
                 self.acked.add(seq)
+            else:
+                self._early.add(mid)  # a read whose mid scan() has not recorded yet (or telemetry)
 
     # --- the counter --------------------------------------------------------------------------
 
@@ -165,15 +168,23 @@ class VirtualNode:
         sealed = envelope.seal(
             self.keys.up_key, self.keys.up_iv, self.device.encode(), seq, self._topic("read"), payload
         )
-        with self._lock:
+        with self.lock:
             self.sent_at[seq] = time.monotonic()
-            info = self.client.publish(self._topic("read"), sealed, qos=1)
-            self._mids[info.mid] = seq
             self.accepted.append(seq)
+        # Never call paho while holding our lock: paho calls on_publish holding its own locks, and
+        # on_publish takes ours (the opposite order would deadlock). A PUBACK may thus arrive
+        # before the mid is known: it is kept in _early until then.
+        info = self.client.publish(self._topic("read"), sealed, qos=1)
+        with self.lock:
+            if info.mid in self._early:
+                self._early.discard(info.mid)
+                self.acked.add(seq)
+            else:
+                self._mids[info.mid] = seq
         return seq
 
     def _telemetry(self) -> None:
-        with self._lock:
+        with self.lock:
             outbox = len(self.accepted) - len(self.acked)
         tel = schema.telemetry(
             int(time.time() - self.started),
@@ -211,5 +222,5 @@ class VirtualNode:
 
     def unanswered(self) -> list[int]:
         """Accepted reads without a final answer yet (anything but pending)."""
-        with self._lock:
+        with self.lock:
             return [s for s in self.accepted if not any(a != "pending" for a in self.answers.get(s, []))]

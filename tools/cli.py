@@ -11,6 +11,7 @@ A failure prints one line on stderr (what, why, what to do); ``--verbose`` adds 
 
 import argparse
 import json
+import signal
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -214,6 +215,10 @@ def _demo(args: argparse.Namespace) -> int:
         sys.stdout.write(("\n" if live else "") + "cccd-edge demo: " + line + "\n")
         sys.stdout.flush()
 
+    def on_term(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM ends the demo as Ctrl-C does: every child is stopped
+
+    signal.signal(signal.SIGTERM, on_term)
     try:
         return demo.run(args.nodes, args.rate, args.duration, args.latency, say, show)
     except demo.DemoError as exc:

@@ -116,9 +116,12 @@ class Demo:
 
     def tally(self) -> Tally:
         t = Tally(accepted=sum(len(n.accepted) for n in self.nodes))
-        final = [a for n in self.nodes for answers in n.answers.values() for a in answers if a != "pending"]
-        t.answered = len(final)
-        t.pending = sum(1 for n in self.nodes for s in n.accepted if n.answers.get(s) == ["pending"])
+        final = pending = 0
+        for n in self.nodes:
+            with n.lock:  # the node's MQTT thread adds answers meanwhile
+                final += sum(1 for answers in n.answers.values() for a in answers if a != "pending")
+                pending += sum(1 for s in n.accepted if n.answers.get(s) == ["pending"])
+        t.answered, t.pending = final, pending
         try:
             with sqlite3.connect(self.home.path / "collector.db", timeout=5) as db:
                 t.stored = int(db.execute("SELECT COUNT(*) FROM reads").fetchone()[0])

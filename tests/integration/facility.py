@@ -89,11 +89,14 @@ class Node:
         self.client.max_inflight_messages_set(50)
         self.client.on_publish = self._on_publish
         self.mids: dict[int, int] = {}
+        self.early: set[int] = set()
 
     def _on_publish(self, _c: Any, _u: Any, mid: int, _rc: Any, _p: Any) -> None:
         with self.lock:
             if mid in self.mids:
                 self.acked.add(self.mids.pop(mid))
+            else:
+                self.early.add(mid)  # the PUBACK came before publish() returned the mid
 
     def topic_of(self, kind: str) -> str:
         return schema.topic(self.cfg["facility"], self.cfg["device"], kind)
@@ -128,9 +131,13 @@ class Node:
         )
 
     def publish(self, seq: int) -> None:
-        info = self.client.publish(self.topic, self.read(seq), qos=1)
+        info = self.client.publish(self.topic, self.read(seq), qos=1)  # not under our lock (paho's order)
         with self.lock:
-            self.mids[info.mid] = seq
+            if info.mid in self.early:
+                self.early.discard(info.mid)
+                self.acked.add(seq)
+            else:
+                self.mids[info.mid] = seq
 
     def close(self) -> None:
         self.client.disconnect()

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_demo_runs_and_loses_nothing() -> None:
-    out = subprocess.run(
+    proc = subprocess.Popen(
         [
             sys.executable,
             "-m",
@@ -28,12 +28,18 @@ def test_demo_runs_and_loses_nothing() -> None:
             "--latency",
             "0.3",
         ],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
         cwd=ROOT,
-        timeout=120,
-        check=False,
     )
+    try:
+        stdout, stderr = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.terminate()  # the demo stops its broker, collector and gateway on SIGTERM
+        stdout, stderr = proc.communicate(timeout=30)
+        pytest.fail("the demo did not end by itself:\n" + stdout + stderr)
+    out = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
     assert out.returncode == 0, out.stdout + out.stderr
     summary = re.search(
         r"accepted by the nodes (\d+), stored (\d+), answered at the counter (\d+) "
