@@ -204,28 +204,26 @@ def _is_collapsed(s: str) -> bool:
     return prev != " "
 
 
-def upper_vn(s: str) -> str:
-    """``s`` with ASCII and Vietnamese letters in upper case (other characters unchanged)."""
+def _recase(s: str, src: str, dst: str, upper: bool) -> str:
+    """ASCII by str's own method; Vietnamese letters by position in ``src`` -> ``dst``."""
     out = []
     for c in s:
         if c < "\x80":
-            out.append(c.upper())
+            out.append(c.upper() if upper else c.lower())
         else:
-            i = VN_LOWER.find(c)
-            out.append(VN_UPPER[i] if i >= 0 else c)
+            i = src.find(c)
+            out.append(dst[i] if i >= 0 else c)
     return "".join(out)
+
+
+def upper_vn(s: str) -> str:
+    """``s`` with ASCII and Vietnamese letters in upper case (other characters unchanged)."""
+    return _recase(s, VN_LOWER, VN_UPPER, True)
 
 
 def lower_vn(s: str) -> str:
     """``s`` with ASCII and Vietnamese letters in lower case (other characters unchanged)."""
-    out = []
-    for c in s:
-        if c < "\x80":
-            out.append(c.lower())
-        else:
-            i = VN_UPPER.find(c)
-            out.append(VN_LOWER[i] if i >= 0 else c)
-    return "".join(out)
+    return _recase(s, VN_UPPER, VN_LOWER, False)
 
 
 def fold(s: str) -> str:
