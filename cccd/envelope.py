@@ -90,8 +90,8 @@ class Sealed:
 
     def open(self, key: bytes, base_iv: bytes, topic: str) -> bytes:
         """The authenticated plaintext; ``EnvelopeError`` (reason ``tag``) if anything was changed."""
-        aad = b"\x83\x68Encrypt0" + dumps(self.protected) + dumps(topic.encode("utf-8"))
-        return ccm.decrypt(key, nonce(base_iv, self.piv), self.ciphertext, aad)
+        # parse() admits only the contract's protected header, so the AAD is the sealing side's
+        return ccm.decrypt(key, nonce(base_iv, self.piv), self.ciphertext, _aad(topic))
 
 
 def parse(data: bytes) -> Sealed:

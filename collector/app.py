@@ -51,7 +51,9 @@ class Collector:
 
     def __init__(self, cfg: config_mod.CollectorConfig) -> None:
         self.cfg = cfg
-        Parts(cfg).db.close()  # fail here, with a clear error, on a bad store or key
+        # Fail here, with a clear error, on a bad store or key; the worker process opens its own.
+        load_kek(cfg.store.kek_file)
+        open_db(cfg.store.url).close()
         self.store = WorkerStore(cfg)
         self.source = MqttSource(cfg.broker, cfg.facilities, self.store, cfg.batch_size, depth=2)
 

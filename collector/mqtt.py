@@ -59,7 +59,6 @@ class MqttSource:
         self.store = store
         self.batch_size = batch_size
         self.depth = depth
-        self.connected = threading.Event()
         self.connected_since: float | None = None
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._worker = threading.Thread(target=self._work, name="cccd-collector-ingest", daemon=True)
@@ -97,7 +96,6 @@ class MqttSource:
         s = self.settings
         log.info("connected to %s:%d as %s", s.host, s.port, s.client_id)
         self.connected_since = time.time()
-        self.connected.set()
 
     def _on_subscribe(self, _c: mqtt.Client, _u: Any, _mid: int, reasons: list[Any], _p: Any) -> None:
         refused = [f for f, r in zip(self.filters, reasons, strict=False) if r.is_failure]
@@ -109,7 +107,6 @@ class MqttSource:
             log.info("subscribed to %d topic filters", len(self.filters))
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
-        self.connected.clear()
         self.connected_since = None
         log.warning("disconnected from the broker (%s); reconnecting", reason)
 
