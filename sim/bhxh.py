@@ -91,9 +91,9 @@ import urllib.parse
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
+from sim import httpd
 from sim.citizens import BHXH_CODES
 
 log = logging.getLogger("cccd.sim.bhxh")
@@ -101,7 +101,6 @@ log = logging.getLogger("cccd.sim.bhxh")
 TOKEN_PATH = "/api/token/take"
 CHECK_PATH = "/api/egw/KQNhanLichSuKCB2024"
 MAX_BODY = 64 * 1024
-_DRAIN_LIMIT = 1024 * 1024  # an oversized body up to this is read and dropped, to answer cleanly
 _VN = datetime.timezone(datetime.timedelta(hours=7))
 
 MESSAGES: dict[str, str] = {
@@ -458,19 +457,17 @@ class BhxhGateway:
         self._officers = None if officers is None else {cccd: name for name, cccd in officers}
         self._error_codes = tuple(error_codes)
         self._reduced = dict(reduced_codes or {})
-        self._host = host
-        self._port = port
+        self._listener = httpd.Listener(host, port, lambda address: _Server(address, self), "bhxh-gateway")
+        self._latency = httpd.Latency(*latency, seed=seed)
         self._clock = clock
         self._lock = threading.Lock()
         self._rng = random.Random(seed)
         self._tokens: dict[str, _Token] = {}
         self._counts: collections.Counter[tuple[str, str]] = collections.Counter()
         self._checks: dict[str, collections.deque[dict[str, Any]]] = {}
-        self._latency = (0.0, 0.0)
         self._error_rate = 0.0
         self._token_ttl = 3600.0
         self._outage = outage
-        self.set_latency(*latency)
         self.set_error_rate(error_rate)
         self.set_token_ttl(token_ttl)
         self._by_bhxh: dict[str, CitizenLike] = {}
@@ -479,10 +476,8 @@ class BhxhGateway:
         self._provinces = set(PROVINCES)
         for person in citizens:
             self._register(person)
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self._life = threading.Lock()  # start / stop
         self._stopping = threading.Event()
-        self._conns: set[socket.socket] = set()
 
     def _register(self, person: CitizenLike) -> None:
         if person.insurance == "none":
@@ -501,36 +496,19 @@ class BhxhGateway:
 
     def start(self) -> "BhxhGateway":
         """Serve on ``host:port`` (port 0: a free one, kept for later restarts). Returns self."""
-        if self._server is not None:
-            return self
-        server = _Server((self._host, self._port), self)
-        self._port = server.server_address[1]
-        self._stopping.clear()
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, args=(0.05,), name="bhxh-gateway", daemon=True
-        )
-        self._thread.start()
+        with self._life:
+            if self._listener.listening:
+                return self
+            self._stopping.clear()
+            self._listener.start()
         log.info("fake BHXH gateway on %s", self.url)
         return self
 
     def stop(self) -> None:
         """Stop serving; open connections are shut down. Tokens and counters are kept."""
-        server, thread = self._server, self._thread
-        if server is None:
-            return
-        self._stopping.set()
-        server.shutdown()
-        server.server_close()
-        with self._lock:
-            conns = list(self._conns)
-        for conn in conns:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-        if thread is not None:
-            thread.join(timeout=5)
-        self._server = None
-        self._thread = None
+        with self._life:
+            self._stopping.set()
+            self._listener.stop()
 
     def __enter__(self) -> "BhxhGateway":
         return self.start()
@@ -541,21 +519,17 @@ class BhxhGateway:
     @property
     def url(self) -> str:
         """``http://host:port``, no trailing slash."""
-        return f"http://{self._host}:{self._port}"
+        return f"http://{self._listener.host}:{self._listener.port}"
 
     @property
     def port(self) -> int:
-        return self._port
+        return self._listener.port
 
     # --- settings (thread-safe) ---------------------------------------------------------------
 
     def set_latency(self, low: float, high: float | None = None) -> None:
         """Every answer waits a uniform random time in [low, high] seconds (high defaults to low)."""
-        top = low if high is None else high
-        if not 0 <= low <= top:
-            raise ValueError("latency needs 0 <= min <= max")
-        with self._lock:
-            self._latency = (float(low), float(top))
+        self._latency.set(low, high)
 
     def set_error_rate(self, rate: float) -> None:
         """The fraction of authenticated checks answered by an injected 500 or 101."""
@@ -583,8 +557,7 @@ class BhxhGateway:
 
     @property
     def latency(self) -> tuple[float, float]:
-        with self._lock:
-            return self._latency
+        return self._latency.range
 
     @property
     def error_rate(self) -> float:
@@ -622,11 +595,7 @@ class BhxhGateway:
     # --- what the handler asks ----------------------------------------------------------------
 
     def _delay(self) -> None:
-        with self._lock:
-            low, high = self._latency
-            pause = self._rng.uniform(low, high) if high > 0 else 0.0
-        if pause > 0:
-            self._stopping.wait(pause)
+        self._latency.wait(self._stopping)
 
     def _now(self) -> float:
         return self._clock()
@@ -867,75 +836,17 @@ def _agency(number: str) -> str:
 # --- HTTP ---------------------------------------------------------------------------------------
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
+class _Server(httpd.Server):
     def __init__(self, address: tuple[str, int], gateway: BhxhGateway) -> None:
         self.gateway = gateway
         super().__init__(address, _Handler)
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        log.debug("connection from %s dropped", client_address[0] if client_address else "?")
 
-
-class _GoneError(Exception):
-    """The client went away mid-request."""
-
-
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(httpd.Handler):
     server: _Server
-    protocol_version = "HTTP/1.1"
     server_version = "cccd-edge-fake-bhxh"
-    sys_version = ""
-    default_request_version = "HTTP/1.0"  # a broken request line still gets a status line
-    timeout = 10.0  # a client that stops sending mid-body does not hold a thread forever
-    disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms stall
-    _unread = False  # the request's body was not read: drain it before closing (no RST)
 
-    def setup(self) -> None:
-        super().setup()
-        with self.server.gateway._lock:
-            self.server.gateway._conns.add(self.connection)
-
-    def finish(self) -> None:
-        with self.server.gateway._lock:
-            self.server.gateway._conns.discard(self.connection)
-        with contextlib.suppress(OSError):
-            super().finish()
-        if self._unread:
-            self._linger()
-
-    def _linger(self) -> None:
-        """Half-close, then read what the client still sends (1 s, 1 MiB at most): closing a
-        socket with unread data sends a reset, which may destroy the answer before it is read."""
-        deadline = time.monotonic() + 1.0
-        left = _DRAIN_LIMIT
-        with contextlib.suppress(OSError):
-            self.connection.shutdown(socket.SHUT_WR)
-            while left > 0 and (wait := deadline - time.monotonic()) > 0:
-                self.connection.settimeout(wait)
-                chunk = self.connection.recv(min(65536, left))
-                if not chunk:
-                    break
-                left -= len(chunk)
-
-    def do_POST(self) -> None:
-        self._dispatch("POST")
-
-    def do_GET(self) -> None:
-        self._dispatch("GET")
-
-    def do_PUT(self) -> None:
-        self._dispatch("PUT")
-
-    def do_DELETE(self) -> None:
-        self._dispatch("DELETE")
-
-    def do_PATCH(self) -> None:
-        self._dispatch("PATCH")
-
-    def _dispatch(self, method: str) -> None:
+    def dispatch(self, method: str) -> None:
         gw = self.server.gateway
         path, _, query = self.path.partition("?")
         endpoint = {TOKEN_PATH.lower(): "token", CHECK_PATH.lower(): "check"}.get(
@@ -945,7 +856,10 @@ class _Handler(BaseHTTPRequestHandler):
             if gw.outage:
                 self._reset(endpoint)
                 return
-            body, readable = self._read_body()
+            try:
+                body, readable = self.read_body(MAX_BODY), True
+            except httpd.BodyError:
+                body, readable = b"", False
             if endpoint == "other":
                 self._reply(endpoint, method, 404, {"maKetQua": "404", "ghiChu": "Không tìm thấy địa chỉ"})
                 return
@@ -961,37 +875,13 @@ class _Handler(BaseHTTPRequestHandler):
             fields = parse_fields(body, self.headers.get("Content-Type", "")) if readable else None
             answer = gw._take_token(fields) if endpoint == "token" else gw._check(query, fields)
             self._reply(endpoint, method, answer.status, answer.body)
-        except (_GoneError, OSError):
+        except (httpd.GoneError, OSError):
             self.close_connection = True
         except Exception as exc:  # never a stack trace to the client, never a secret in the log
             log.warning("%s %s failed: %s", method, path, type(exc).__name__)
             self.close_connection = True
             with contextlib.suppress(OSError):
                 self._reply(endpoint, method, 500, _empty("500"))
-
-    def _read_body(self) -> tuple[bytes, bool]:
-        """(body, readable). Unreadable: chunked, a bad or too large Content-Length."""
-        lengths = self.headers.get_all("Content-Length") or []
-        chunked = self.headers.get("Transfer-Encoding") is not None  # not read: the stream is lost
-        if not lengths and not chunked:
-            return b"", True
-        if chunked or len(set(lengths)) != 1 or not re.fullmatch(r"[0-9]{1,15}", lengths[0].strip()):
-            self.close_connection = self._unread = True
-            return b"", False
-        length = int(lengths[0])
-        if length > MAX_BODY:
-            if length > _DRAIN_LIMIT:
-                self.close_connection = self._unread = True
-            else:
-                self._take(length)
-            return b"", False
-        return self._take(length), True
-
-    def _take(self, length: int) -> bytes:
-        data = self.rfile.read(length)
-        if len(data) < length:
-            raise _GoneError
-        return data
 
     def _reset(self, endpoint: str) -> None:
         self.server.gateway._count(endpoint, "reset")
@@ -1020,19 +910,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """What the base class sends for a request that breaks HTTP: JSON, like everything else."""
-        self.close_connection = self._unread = True
+        self.close_connection = self.unread = True
         body = {"maKetQua": "205" if code in (400, 414, 431) else str(code), "ghiChu": MESSAGES["205"] + "!"}
         with contextlib.suppress(OSError):
             self._reply("other", self.command or "-", code, body, count=code != 408)
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        pass  # _reply logs, without the query string
-
-    def log_error(self, format: str, *args: Any) -> None:
-        pass  # the base class would put the request line (token, password hash) in it
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
 
 def banner(gateway: BhxhGateway, citizens: Sequence[CitizenLike], username: str) -> str:
