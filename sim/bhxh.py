@@ -419,7 +419,7 @@ def _answer(code: str) -> _Answer:
     return _Answer(status, _empty(code))
 
 
-class BhxhGateway:
+class BhxhGateway(httpd.Service):
     """The fake gateway: ``start()`` serves it on ``url`` from a daemon thread; ``stop()`` ends it.
 
     Every setting can change while it runs (thread-safe setters). ``officers`` is a list of
@@ -457,8 +457,7 @@ class BhxhGateway:
         self._officers = None if officers is None else {cccd: name for name, cccd in officers}
         self._error_codes = tuple(error_codes)
         self._reduced = dict(reduced_codes or {})
-        self._listener = httpd.Listener(host, port, lambda address: _Server(address, self), "bhxh-gateway")
-        self._latency = httpd.Latency(*latency, seed=seed)
+        super().__init__(host, port, lambda address: _Server(address, self), "bhxh-gateway", latency, seed)
         self._clock = clock
         self._lock = threading.Lock()
         self._rng = random.Random(seed)
@@ -476,8 +475,6 @@ class BhxhGateway:
         self._provinces = set(PROVINCES)
         for person in citizens:
             self._register(person)
-        self._life = threading.Lock()  # start / stop
-        self._stopping = threading.Event()
 
     def _register(self, person: CitizenLike) -> None:
         if person.insurance == "none":
@@ -495,41 +492,18 @@ class BhxhGateway:
     # --- life cycle -------------------------------------------------------------------------
 
     def start(self) -> "BhxhGateway":
-        """Serve on ``host:port`` (port 0: a free one, kept for later restarts). Returns self."""
-        with self._life:
-            if self._listener.listening:
-                return self
-            self._stopping.clear()
-            self._listener.start()
+        """Serve on ``host:port`` (port 0: a free one, kept for later restarts). Returns self.
+        ``stop()`` shuts the open connections and keeps tokens and counters."""
+        super().start()
         log.info("fake BHXH gateway on %s", self.url)
         return self
-
-    def stop(self) -> None:
-        """Stop serving; open connections are shut down. Tokens and counters are kept."""
-        with self._life:
-            self._stopping.set()
-            self._listener.stop()
-
-    def __enter__(self) -> "BhxhGateway":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     @property
     def url(self) -> str:
         """``http://host:port``, no trailing slash."""
-        return f"http://{self._listener.host}:{self._listener.port}"
-
-    @property
-    def port(self) -> int:
-        return self._listener.port
+        return self.origin
 
     # --- settings (thread-safe) ---------------------------------------------------------------
-
-    def set_latency(self, low: float, high: float | None = None) -> None:
-        """Every answer waits a uniform random time in [low, high] seconds (high defaults to low)."""
-        self._latency.set(low, high)
 
     def set_error_rate(self, rate: float) -> None:
         """The fraction of authenticated checks answered by an injected 500 or 101."""
@@ -554,10 +528,6 @@ class BhxhGateway:
         """Forget every token issued (as a gateway restart would): the next checks get 401."""
         with self._lock:
             self._tokens.clear()
-
-    @property
-    def latency(self) -> tuple[float, float]:
-        return self._latency.range
 
     @property
     def error_rate(self) -> float:
@@ -593,9 +563,6 @@ class BhxhGateway:
             self._counts[(endpoint, code)] += 1
 
     # --- what the handler asks ----------------------------------------------------------------
-
-    def _delay(self) -> None:
-        self._latency.wait(self._stopping)
 
     def _now(self) -> float:
         return self._clock()

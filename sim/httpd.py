@@ -7,7 +7,8 @@
   before the body was read, half-closes and drains what the client still sends, since closing a
   socket with unread data resets the connection and may destroy the answer before it is read;
 - ``Listener``: a server served from a daemon thread on a port kept across restarts;
-- ``Latency``: a delay drawn from a range that may change while the fake runs.
+- ``Latency``: a delay drawn from a range that may change while the fake runs;
+- ``Service``: a fake's life cycle on both (start, stop, ``with``, port, latency).
 """
 
 import contextlib
@@ -19,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
 log = logging.getLogger("cccd.sim")
 
@@ -219,3 +220,61 @@ class Latency:
             pause = self._rng.uniform(low, high) if high > 0 else 0.0
         if pause > 0:
             stopping.wait(pause)
+
+
+class Service:
+    """A fake served by a Listener: ``start()`` (port 0: a free one, kept for later restarts),
+    ``stop()`` (open connections are shut), a ``with`` block for both, and its latency."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        make: Callable[[tuple[str, int]], Server],
+        name: str,
+        latency: tuple[float, float] = (0.0, 0.0),
+        seed: int | None = None,
+    ) -> None:
+        self._listener = Listener(host, port, make, name)
+        self._latency = Latency(*latency, seed=seed)
+        self._life = threading.Lock()  # start / stop transitions
+        self._stopping = threading.Event()  # ends the latency of requests in flight
+
+    def start(self) -> Self:
+        """Serve on ``host:port``. Returns self."""
+        with self._life:
+            if not self._listener.listening:
+                self._stopping.clear()
+                self._listener.start()
+        return self
+
+    def stop(self) -> None:
+        with self._life:
+            self._stopping.set()
+            self._listener.stop()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        return self._listener.port
+
+    @property
+    def origin(self) -> str:
+        """``http://host:port``."""
+        return f"http://{self._listener.host}:{self._listener.port}"
+
+    def set_latency(self, low: float, high: float | None = None) -> None:
+        """Every answer waits a uniform random time in [low, high] seconds (high defaults to low)."""
+        self._latency.set(low, high)
+
+    @property
+    def latency(self) -> tuple[float, float]:
+        return self._latency.range
+
+    def _delay(self) -> None:
+        self._latency.wait(self._stopping)

@@ -397,9 +397,29 @@ def _add_provision(sub: Any) -> None:
 # --- sim ----------------------------------------------------------------------------------------
 
 
-def _sim_bhxh(args: argparse.Namespace) -> int:
+def _serve(server: Any, what: str, where: str, banner: Callable[[], str], stop: Callable[[], None]) -> int:
+    """Start a fake of sim/, print ``banner()``, serve until Ctrl-C, then ``stop()``."""
     import threading
 
+    try:
+        server.start()
+    except OSError as exc:
+        stop()
+        raise CommandError(
+            f"cannot start the {what}", f"{where}: {exc.strerror}", "pick another --port"
+        ) from None
+    sys.stdout.write(banner() + "Ctrl-C stops it.\n")
+    sys.stdout.flush()
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop()
+    return EXIT_OK
+
+
+def _sim_bhxh(args: argparse.Namespace) -> int:
     from sim import bhxh
 
     try:
@@ -429,23 +449,36 @@ def _sim_bhxh(args: argparse.Namespace) -> int:
         port=args.port,
         seed=args.seed,
     )
+    return _serve(
+        gateway,
+        "fake BHXH gateway",
+        f"{args.host}:{args.port}",
+        lambda: bhxh.banner(gateway, people, args.username),
+        gateway.stop,
+    )
+
+
+def _sim_his(args: argparse.Namespace) -> int:
+    import sqlite3
+
+    from sim import his
+
+    what = "cannot start the fake HIS"
+    if not 0 <= args.port <= 65535:
+        raise CommandError(what, "--port must be from 0 to 65535", code=EXIT_USAGE)
     try:
-        gateway.start()
-    except OSError as exc:
+        server = his.FhirHis(db=args.db, host=args.host, port=args.port, latency=args.latency)
+    except ModuleNotFoundError as exc:
+        if not (exc.name or "").startswith(("fhir", "pydantic")):
+            raise
         raise CommandError(
-            "cannot start the fake BHXH gateway",
-            f"{args.host}:{args.port}: {exc.strerror}",
-            "pick another --port",
+            what, "fhir.resources is missing: it validates what the HIS receives", "install cccd-edge[dev]"
         ) from None
-    sys.stdout.write(bhxh.banner(gateway, people, args.username) + "Ctrl-C stops it.\n")
-    sys.stdout.flush()
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        gateway.stop()
-    return EXIT_OK
+    except sqlite3.Error as exc:
+        raise CommandError(what, f"the store {args.db}: {exc}", "check --db") from None
+    return _serve(
+        server, "fake HIS", f"{args.host}:{args.port}", lambda: his.banner(server, args.db), server.close
+    )
 
 
 def _latency(text: str) -> tuple[float, float]:
@@ -516,6 +549,22 @@ def _add_sim(sub: Any) -> None:
         help="an officer allowed to check (repeatable); without it, any well-formed officer is",
     )
     p.set_defaults(handler=_sim_bhxh)
+    p = sim.add_parser(
+        "his",
+        help="a fake HIS: a FHIR R4 server (Patient, Coverage, Encounter) in SQLite",
+        description="Serve a fake hospital information system, a FHIR R4 server for what the collector "
+        "registers (conditional create and update, search by identifier, validation), until Ctrl-C. "
+        "Prints its base URL.",
+    )
+    p.add_argument("--port", type=int, default=0, help="TCP port (default 0: a free one, printed)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument(
+        "--db", default=":memory:", metavar="PATH", help="SQLite file of the store (default: memory)"
+    )
+    p.add_argument(
+        "--latency", type=_latency, default=(0.0, 0.0), metavar="MIN-MAX", help="seconds, e.g. 0.1-0.5"
+    )
+    p.set_defaults(handler=_sim_his)
 
 
 # --- the parser ---------------------------------------------------------------------------------
