@@ -70,6 +70,8 @@ from typing import Any
 
 import hl7
 
+from sim.httpd import Latency
+
 log = logging.getLogger("cccd.sim.hl7his")
 
 MAX_FRAME = 1024 * 1024
@@ -78,6 +80,9 @@ _START, _END = b"\x0b", b"\x1c\r"
 _VN = datetime.timezone(datetime.timedelta(hours=7))
 _SEX = frozenset({"F", "M", "O", "U", "A", "N"})  # table 0001
 _PATIENT_CLASS = frozenset({"E", "I", "O", "P", "R", "B", "C", "N", "U"})  # table 0004
+_DTM = re.compile(
+    r"([0-9]{4})(?:([0-9]{2})(?:([0-9]{2})(?:[0-9]{2}(?:[0-9]{2}(?:[0-9]{2}(?:\.[0-9]{1,4})?)?)?)?)?)?(?:[+-][0-9]{4})?"
+)
 _ID_RULES = {"NNVNM": r"[0-9]{12}", "CZ": r"[0-9]{9}|[0-9]{12}", "HC": r"[A-Z]{2}[0-9]{13}"}
 _ERRORS = {
     "100": "Segment sequence error",
@@ -157,10 +162,10 @@ def _has(message: Any, segment: str) -> bool:
 
 
 def _is_date(text: str, required: bool) -> bool:
-    """An HL7 DT / DTM date part: YYYY, YYYYMM or YYYYMMDD (a real date), then anything."""
+    """An HL7 DT / DTM: YYYY[MM[DD[HH[MM[SS[.S]]]]]][+/-ZZZZ], its date a real one."""
     if not text:
         return not required
-    match = re.fullmatch(r"([0-9]{4})(?:([0-9]{2})(?:([0-9]{2}))?)?([0-9.+-]*)", text)
+    match = _DTM.fullmatch(text)
     if match is None:
         return False
     try:
@@ -215,8 +220,9 @@ def _check_content(message: Any) -> None:
     if not _field(message, "PV1.F19.R1.C1"):
         raise _Refusal("AE", "101", "PV1^1^19", "the visit number is missing")
     if _has(message, "IN1"):
-        if not _field(message, "IN1.F2.R1.C1") or not _field(message, "IN1.F3.R1.C1"):
-            raise _Refusal("AE", "101", "IN1^1^2", "the insurance plan or company is missing")
+        for number, what in ((2, "insurance plan"), (3, "insurance company")):
+            if not _field(message, f"IN1.F{number}.R1.C1"):
+                raise _Refusal("AE", "101", f"IN1^1^{number}", f"the {what} is missing")
         for number in (12, 13):
             if not _is_date(_field(message, f"IN1.F{number}"), required=False):
                 raise _Refusal("AE", "102", f"IN1^1^{number}", "a coverage date is not a date")
@@ -279,6 +285,7 @@ class Hl7His:
     ) -> None:
         if max_frame < 1024:
             raise ValueError("max_frame must be at least 1024 bytes")
+        self.path = str(path)
         self.application = application
         self.facility = facility
         self.max_frame = max_frame
@@ -287,13 +294,12 @@ class Hl7His:
         self._lock = threading.Lock()
         self._rng = random.Random(seed)
         self._counts: collections.Counter[str] = collections.Counter()
-        self._latency = (0.0, 0.0)
+        self._latency = Latency(*latency, seed=seed)
         self._error_rate = 0.0
         self._outage = outage
         self._drop = drop_before_ack
-        self.set_latency(*latency)
         self.set_error_rate(error_rate)
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._finalizer = weakref.finalize(self, self._db.close)
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS registrations (control_id TEXT PRIMARY KEY, visit_key TEXT NOT NULL,"
@@ -378,11 +384,7 @@ class Hl7His:
 
     def set_latency(self, low: float, high: float | None = None) -> None:
         """Every answer waits a uniform random time in [low, high] seconds (high defaults to low)."""
-        top = low if high is None else high
-        if not 0 <= low <= top:
-            raise ValueError("latency needs 0 <= min <= max")
-        with self._lock:
-            self._latency = (float(low), float(top))
+        self._latency.set(low, high)
 
     def set_error_rate(self, rate: float) -> None:
         """The fraction of messages answered AR 207 (application internal error), not stored."""
@@ -449,11 +451,7 @@ class Hl7His:
 
     def _wait(self) -> bool:
         """Wait out the latency; False when an outage or a stop came meanwhile."""
-        with self._lock:
-            low, high = self._latency
-            pause = self._rng.uniform(low, high) if high > 0 else 0.0
-        if pause > 0:
-            self._interrupt.wait(pause)
+        self._latency.wait(self._interrupt)
         return self._running and not self.outage
 
     def _process(self, frame: bytes) -> tuple[bytes, bool]:
@@ -622,7 +620,9 @@ class _Handler(socketserver.BaseRequestHandler):
 
 def banner(his: Hl7His) -> str:
     """What ``cccd-edge sim his`` prints about the MLLP listener."""
-    return (
-        f"fake HIS, HL7 v2.5 ADT^A04 over MLLP on {his.host}:{his.port}"
-        " — ACK AA / AE / AR, de-duplicated on MSH-10\n"
-    )
+    lines = [
+        f"fake HIS (HL7 v2.5 ADT^A04 over MLLP) on {his.host}:{his.port} — store {his.path}",
+        "  frames 0x0B … 0x1C 0x0D, UTF-8; ACK AA, AE (content) or AR (header; 207 injected) with ERR",
+        "  de-duplicated on MSH-10: a message sent again is acknowledged AA and stored once",
+    ]
+    return "\n".join(lines) + "\n"

@@ -59,9 +59,11 @@ The ACK (HL7 v2.5, 2.9.2 and table 0008), read from MSA-1, refined by the ERR se
 - ``CE`` → unavailable, ``CR`` → rejected (enhanced mode's codes, in case a HIS sends them).
 
 A rejection carries the HIS's explanation (ERR-8, ERR-7, ERR-3's text or MSA-3) for IT, cut
-to 300 characters, with the visit's own personal values and every run of 9 or more digits
-replaced by ``…``: the HIS may quote the patient. No connection, a reset, a timeout, a frame torn
-or garbled, an ACK of another message (MSA-2 is not our control ID) → ``HisUnavailableError``.
+to 300 characters, its personal values masked (``fhir.mask``: the visit's own values, with or
+without diacritics, and anything shaped like an ID): the HIS may quote the patient.
+
+No connection, a reset, a timeout, a frame torn or garbled, an ACK of another message (MSA-2 is
+not our control ID) → ``HisUnavailableError``.
 
 Connections: at most ``connections`` (default 1: many HIS listen for one), kept open between
 messages, one message in flight on each (original mode). A connection that fails is closed and
@@ -81,12 +83,12 @@ import hashlib
 import logging
 import re
 import unicodedata
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import hl7
 
+from collector.forward.fhir import mask
 from collector.forward.his import (
     SID_CITIZEN_ID,
     SID_INSURANCE_NUMBER,
@@ -318,22 +320,13 @@ def parse_ack(frame: bytes) -> Ack:
     return Ack(code, control_id, error.strip(), next((t for t in texts if t.strip()), ""))
 
 
-def _personal(visit: Visit) -> Iterable[str]:
-    family, rest = _name(visit.name)
-    yield from (visit.name, family, rest, visit.address or "", visit.cccd or "", visit.cmnd or "")
-    yield from (visit.dob, visit.dob.replace("-", ""))
-    if visit.coverage is not None:
-        yield visit.coverage.card
-
-
 def redact(text: str, visit: Visit, limit: int = 300) -> str:
-    """The HIS's ``text`` fit for a log or a dead letter: on one line, without the visit's
-    personal values nor any run of 9 or more digits, at most ``limit`` characters."""
+    """The HIS's ``text`` fit for a log or a dead letter: on one line, personal values masked as
+    the FHIR connector masks them (and the birth date in HL7's form), at most ``limit`` characters."""
     out = " ".join(unicodedata.normalize("NFC", text).split())
-    for value in sorted(set(_personal(visit)), key=len, reverse=True):
-        if len(value.strip()) >= 3:
-            out = re.sub(re.escape(value.strip()), "…", out, flags=re.IGNORECASE)
-    out = re.sub(r"[0-9]{9,}", "…", out)
+    if len(visit.dob) == 10:
+        out = out.replace(visit.dob.replace("-", ""), "***")
+    out = mask(out, visit)
     return out if len(out) <= limit else out[: limit - 1] + "…"
 
 
