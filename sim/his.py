@@ -38,6 +38,7 @@ What a real server checks, and the answer (an OperationOutcome, severity ``error
   the R4B model's validation (fhir.resources) and the required codes it does not check
   (Patient.gender, Coverage.status, Encounter.status); a bad id; a bad or unknown search
   parameter; a chunked body or a bad Content-Length (411 / 400);
+- 401: no or a wrong bearer token, when the HIS was given one;
 - 413: a body over ``MAX_BODY`` (1 MiB); 415: another content type; 404: an unknown type, id or
   path; 405: another method;
 - 422: a literal reference (``Type/id``, or an absolute one to this server) that does not
@@ -62,6 +63,7 @@ import collections
 import contextlib
 import datetime
 import email.utils
+import hmac
 import json
 import logging
 import os
@@ -423,8 +425,10 @@ class FhirHis(httpd.Service):
     keeping the store, the counters and the port for a later ``start()``; ``close()`` (or leaving
     the ``with`` block) also closes the store.
 
-    ``db``: an SQLite file (kept across runs) or ``":memory:"`` (the default). Every setting can
-    change while it runs. ``clock`` gives Unix time (meta.lastUpdated).
+    ``db``: an SQLite file (kept across runs) or ``":memory:"`` (the default). ``token``: when
+    given, every request but ``metadata`` must carry ``Authorization: Bearer <token>`` (else 401).
+    ``minimal``: writes answer without a body unless ``Prefer: return=representation``. Every
+    setter works while it runs. ``clock`` gives Unix time (meta.lastUpdated).
     """
 
     def __init__(
@@ -437,6 +441,7 @@ class FhirHis(httpd.Service):
         error_rate: float = 0.0,
         outage: bool | str | None = None,
         minimal: bool = False,
+        token: str | None = None,
         seed: int | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -444,6 +449,7 @@ class FhirHis(httpd.Service):
         self._store = _Store(os.fspath(db))
         super().__init__(host, port, lambda address: _Server(address, self), "fake-his", latency, seed)
         self._minimal = minimal
+        self._token = token
         self._clock = clock
         self._lock = threading.Lock()  # settings and counters
         self._rng = random.Random(seed)
@@ -592,6 +598,9 @@ class FhirHis(httpd.Service):
         """One request, routed; ``parts``: the path below the base."""
         if self.outage is not None:
             return _Answer(503, outcome("transient", "The HIS is unavailable (outage)"), {"Retry-After": "1"})
+        if self._token is not None and parts != ["metadata"] and not self._authorized(headers):
+            challenge = {"WWW-Authenticate": 'Bearer realm="fake-his"'}
+            return _Answer(401, outcome("login", "A valid bearer token is required"), challenge)
         with self._lock:
             after = self._error_after
         failing = self._injected()
@@ -604,6 +613,10 @@ class FhirHis(httpd.Service):
         if failing and answer.status < 300:
             return _Answer(500, outcome("exception", "Injected failure after the write"))
         return answer
+
+    def _authorized(self, headers: Message) -> bool:
+        sent = (headers.get("Authorization") or "").encode("utf-8", "replace")
+        return hmac.compare_digest(sent, f"Bearer {self._token}".encode())
 
     def _route(self, method: str, parts: list[str], query: str, headers: Message, body: bytes) -> _Answer:
         if parts == ["metadata"]:
