@@ -30,7 +30,8 @@ Every write answers with ``ETag: W/"<versionId>"``, ``Last-Modified``, ``Locatio
 the stored one makes no new version. ``meta.versionId`` and ``meta.lastUpdated`` are the server's.
 
 What a real server checks, and the answer (an OperationOutcome, severity ``error``, an issue
-``code`` and ``diagnostics`` that say what was wrong and never echo a value that was sent):
+``code`` and ``diagnostics`` that say which element was wrong and how, never echoing a value
+that was sent — only ids and reference targets):
 
 - 400: a body that is not UTF-8, not JSON (or has duplicate keys, NaN, nesting deeper than the
   parser allows), not an object, of another ``resourceType`` than the URL's; FHIR JSON's own
@@ -40,7 +41,7 @@ What a real server checks, and the answer (an OperationOutcome, severity ``error
   parameter; a chunked body or a bad Content-Length (411 / 400);
 - 401: no or a wrong bearer token, when the HIS was given one;
 - 413: a body over ``MAX_BODY`` (1 MiB); 415: another content type; 404: an unknown type, id or
-  path; 405: another method;
+  path; 405: another method; 406: ``_format`` other than JSON;
 - 422: a literal reference (``Type/id``, or an absolute one to this server) that does not
   resolve; Coverage.beneficiary and Encounter.subject that are not a literal reference to one of
   our Patients (this HIS's rule); a write of a type ``set_reject`` names (a business rule);
@@ -446,7 +447,6 @@ class FhirHis(httpd.Service):
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._models = _models()
-        self._store = _Store(os.fspath(db))
         super().__init__(host, port, lambda address: _Server(address, self), "fake-his", latency, seed)
         self._minimal = minimal
         self._token = token
@@ -462,6 +462,7 @@ class FhirHis(httpd.Service):
         self._outage = _outage_mode(outage)
         self._serving = False  # started, and not stopped (it may still refuse: an outage)
         self._closed = False
+        self._store = _Store(os.fspath(db))  # last: nothing to close when an argument is wrong
 
     # --- life cycle -------------------------------------------------------------------------
 

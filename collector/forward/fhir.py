@@ -21,8 +21,11 @@ collector itself does not need.
 Errors, translated once here (``_check``):
 
 - ``HisUnavailableError``: no answer (connection, timeout), HTTP 5xx, 429, 408, 409 (a version
-  conflict: another writer was first), 401/403 (the HIS refused our credentials: configuration,
-  not the visit's fault; the visits wait until IT fixes it), any other status but 2xx and 4xx;
+  conflict: another writer was first), and the 4xx that say nothing about the visit but about
+  our configuration or the server — 401/403 (credentials), 404/405 (a wrong base URL, or a
+  server without the resource or conditional update), 406/415 (it does not speak FHIR JSON):
+  every visit would fail alike, so they wait (the circuit breaker opens, IT sees the HIS down)
+  rather than all becoming dead letters; any other status but 2xx and 4xx;
 - ``HisRejectedError``: any other 4xx, 412 included, and a success that names no resource (no
   id in the body, no Location).
   Its message is the HIS's own explanation (the OperationOutcome's diagnostics or details), so
@@ -252,7 +255,8 @@ class FhirConnector:
         return found
 
 
-_TRANSIENT = frozenset({401, 403, 408, 409, 429})
+# 4xx that are not about the visit's content: configuration, or try again (see the docstring).
+_NOT_THE_VISIT = frozenset({401, 403, 404, 405, 406, 408, 409, 415, 429})
 
 
 def _check(kind: str, response: httpx.Response, visit: Visit) -> None:
@@ -265,7 +269,7 @@ def _check(kind: str, response: httpx.Response, visit: Visit) -> None:
     if status == 412:
         what = f"{kind}: several match the identifiers, merge them in the HIS (HTTP 412)"
         raise HisRejectedError(what + (f": {reason}" if reason else ""))
-    if 400 <= status < 500 and status not in _TRANSIENT:
+    if 400 <= status < 500 and status not in _NOT_THE_VISIT:
         raise HisRejectedError(what)
     raise HisUnavailableError(what)
 
@@ -296,6 +300,9 @@ def mask(text: str, visit: Visit) -> str:
     """``text`` with the visit's personal values (with or without diacritics) and anything
     ID-shaped replaced by ``***``."""
     values = [visit.name, visit.dob, visit.address, visit.cccd, visit.cmnd]
+    if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", visit.dob):
+        year, month, day = visit.dob.split("-")
+        values.append(f"{day}/{month}/{year}")  # the Vietnamese way of writing it
     if visit.coverage is not None:
         values.append(visit.coverage.card)
     values += [_plain(v) for v in (visit.name, visit.address) if v]

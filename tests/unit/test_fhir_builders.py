@@ -135,7 +135,8 @@ def test_search_tokens_are_escaped() -> None:
 
 def test_mask_hides_what_the_his_may_echo() -> None:
     text = (
-        "Patient NGUYỄN THỊ MINH KHAI (Nguyen Thi Minh Khai), born 1990-05-17, id 079190000001, "
+        "Patient NGUYỄN THỊ MINH KHAI (Nguyen Thi Minh Khai), born 1990-05-17 (17/05/1990), "
+        "id 079190000001, "
         "card DN4797900000001, other card GD4797900000099, BHXH 7900000099, at Số 1 đường Hoa Sen, "
         "Phường 1, Quận 3, Thành phố Hồ Chí Minh: the birthDate is in the future"
     )
@@ -144,6 +145,7 @@ def test_mask_hides_what_the_his_may_echo() -> None:
         "NGUYỄN",
         "Nguyen",
         "1990-05-17",
+        "17/05/1990",
         "079190000001",
         "DN479",
         "GD479",

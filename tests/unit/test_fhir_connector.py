@@ -244,6 +244,19 @@ def test_stopped_and_slow_and_failing_his_are_unavailable(his: FhirHis) -> None:
     assert isinstance(failure(his, INSURED), HisUnavailableError)
 
 
+def test_a_wrong_base_url_is_unavailable_not_a_dead_letter(his: FhirHis) -> None:
+    async def go() -> None:
+        connector = FhirConnector(his.origin + "/not-fhir", timeout=5)
+        try:
+            with pytest.raises(HisUnavailableError, match="HTTP 404"):
+                await connector.register(INSURED)
+        finally:
+            await connector.aclose()
+
+    asyncio.run(go())
+    assert holdings(his) == (0, 0, 0)
+
+
 def test_the_bearer_token() -> None:
     with FhirHis(token="s3cret") as his:
         error = failure(his, INSURED, token="wrong")
