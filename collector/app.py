@@ -36,7 +36,7 @@ class Parts:
         self.db: Database = open_db(cfg.store.url)
         self.keystore = Keystore(load_kek(cfg.store.kek_file))
         self.registry = Registry(self.db, self.keystore)
-        self.ingest = Ingest(self.db, self.registry, self.keystore, forward=cfg.bhxh is not None)
+        self.ingest = Ingest(self.db, self.registry, self.keystore, first_job=cfg.first_job())
         self.metrics = Metrics()
         self.tracker = FleetTracker(self.db, self.registry, self.metrics, cfg.heartbeat_interval)
         self.ingest.listeners.append(self.tracker.on_outcomes)

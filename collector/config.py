@@ -28,7 +28,19 @@ batch_size = 200                            # messages per transaction at most
     password_file = "bhxh.password"             # or: password = "..."
     officer_name = "Phạm Thị Hoa"               # hoTenCb: the officer checking, registered with BHXH
     officer_cccd = "001185000123"               # cccdCb
-    pending_after = 0.3                         # seconds before the counter is told "pending"
+    pending_after = 0.1                         # seconds before the counter is told "pending"
+    dead_after_hours = 72                       # a check still failing after this is a dead letter
+
+    [his]                                       # optional: register every visit in the HIS
+    protocol = "fhir"                           # "fhir" (R4, VN Core) or "hl7v2" (ADT^A04 over MLLP)
+    url = "https://his.example.vn/fhir"         # fhir: the server's base URL
+    host = "10.0.0.5"                           # hl7v2: the HIS's MLLP listener
+    port = 2575
+    token_file = "his.token"                    # fhir: a bearer token, when the HIS asks for one
+    timeout = 10                                # seconds for one request
+    dead_after_hours = 24                       # a visit not registered after this is a dead letter
+    breaker_failures = 5                        # failures in a row that open the circuit
+    breaker_cooldown = 30                       # seconds the circuit stays open before one probe
 
 A shared subscription lets several collectors share the reads, but Mosquitto 2.0 lets any
 account join a share group (broker_config/mosquitto/README.md): keep shared_group empty there.
@@ -73,9 +85,31 @@ class BhxhSettings:
     password: str
     officer_name: str
     officer_cccd: str
-    pending_after: float = 0.3
-    concurrency: int = 200  # checks in flight: 100 reads/s x 2 s a check
+    # the counter's goal is "pending" within 0.3 s of the scan: the broker, the store and the
+    # Result's way back take part of it
+    pending_after: float = 0.1
+    concurrency: int = 400  # checks in flight: 100 reads/s x 3 s a check, and headroom
     timeout: float = 10.0
+    dead_after_hours: float = 72.0
+    breaker_failures: int = 5
+    breaker_cooldown: float = 30.0
+
+
+HIS_PROTOCOLS = ("fhir", "hl7v2")
+
+
+@dataclass
+class HisSettings:
+    protocol: str = "fhir"
+    url: str = ""
+    host: str = ""
+    port: int = 2575
+    token: str = ""
+    timeout: float = 10.0
+    concurrency: int = 20  # registrations in flight
+    dead_after_hours: float = 24.0
+    breaker_failures: int = 5
+    breaker_cooldown: float = 30.0
 
 
 @dataclass
@@ -88,6 +122,13 @@ class CollectorConfig:
     metrics_port: int = 9108
     batch_size: int = 200
     bhxh: BhxhSettings | None = None
+    his: HisSettings | None = None
+
+    def first_job(self) -> str | None:
+        """The job each stored read starts with: its insurance check, or straight to the HIS."""
+        if self.bhxh is not None:
+            return "insurance"
+        return "his" if self.his is not None else None
 
 
 def load(path: str | Path) -> CollectorConfig:
@@ -103,14 +144,7 @@ def load(path: str | Path) -> CollectorConfig:
 
 def from_dict(data: dict[str, Any], base: Path = Path(".")) -> CollectorConfig:
     broker = dict(data.get("broker", {}))
-    password_file = broker.pop("password_file", None)
-    if password_file:
-        try:
-            broker["password"] = (base / password_file).read_text("utf-8").strip()
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot read the broker password file {password_file}: {exc.strerror}"
-            ) from None
+    _secret_from_file(broker, "password", base, "broker password")
     store = dict(data.get("store", {}))
     if store.get("kek_file"):
         store["kek_file"] = str(base / store["kek_file"])
@@ -121,6 +155,7 @@ def from_dict(data: dict[str, Any], base: Path = Path(".")) -> CollectorConfig:
             broker=BrokerSettings(**broker),
             store=StoreSettings(**store),
             bhxh=_bhxh(data.get("bhxh"), base),
+            his=_his(data.get("his"), base),
             **dict(data.get("collector", {})),
         )
     except TypeError as exc:
@@ -130,14 +165,38 @@ def from_dict(data: dict[str, Any], base: Path = Path(".")) -> CollectorConfig:
     return cfg
 
 
+def _secret_from_file(values: dict[str, Any], key: str, base: Path, what: str) -> None:
+    """``<key>_file = "..."`` in a section: the secret read from that file (relative to the
+    settings file) into ``key``."""
+    name = values.pop(key + "_file", None)
+    if name:
+        try:
+            values[key] = (base / name).read_text("utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"cannot read the {what} file {name}: {exc.strerror}") from None
+
+
 def _bhxh(section: dict[str, Any] | None, base: Path) -> BhxhSettings | None:
     if not section:
         return None
     values = dict(section)
-    password_file = values.pop("password_file", None)
-    if password_file:
-        try:
-            values["password"] = (base / password_file).read_text("utf-8").strip()
-        except OSError as exc:
-            raise ConfigError(f"cannot read the BHXH password file {password_file}: {exc.strerror}") from None
+    _secret_from_file(values, "password", base, "BHXH password")
     return BhxhSettings(**values)
+
+
+def _his(section: dict[str, Any] | None, base: Path) -> HisSettings | None:
+    if not section:
+        return None
+    values = dict(section)
+    _secret_from_file(values, "token", base, "HIS token")
+    try:
+        his = HisSettings(**values)
+    except TypeError as exc:
+        raise ConfigError(f"unknown or misspelt setting in [his]: {exc}") from None
+    if his.protocol not in HIS_PROTOCOLS:
+        raise ConfigError(f"his.protocol is {his.protocol!r}: use one of {', '.join(HIS_PROTOCOLS)}")
+    if his.protocol == "fhir" and not his.url.startswith(("http://", "https://")):
+        raise ConfigError("his.url must be the FHIR server's http(s) base URL")
+    if his.protocol == "hl7v2" and not his.host:
+        raise ConfigError("his.host must name the HIS's MLLP listener (with his.port)")
+    return his

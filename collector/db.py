@@ -105,6 +105,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             reserved BIGINT NOT NULL,
             PRIMARY KEY (facility, device))""",
     ),
+    # 4: what a job carries to its destination (the HIS job: the insurance outcome, sealed with the
+    # personal-data key) and the destination's reference once done (an Encounter id)
+    (
+        "ALTER TABLE jobs ADD COLUMN payload {blob}",
+        "ALTER TABLE jobs ADD COLUMN ref TEXT",
+    ),
 )
 
 _TYPES = {
@@ -136,6 +142,10 @@ class Database:
 
     def execute(self, text: str, params: Sequence[Any] = ()) -> Any:
         return self.conn.execute(self.sql(text), tuple(params))
+
+    def executemany(self, text: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self.conn.cursor().executemany(self.sql(text), [tuple(r) for r in rows])
 
     def query(self, text: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self.lock:
@@ -177,30 +187,38 @@ class Database:
             self.conn.close()
 
 
-def open_db(url: str) -> Database:
-    """Open (and migrate) the store named by ``url``."""
+def open_db(url: str, *, durable: bool = True) -> Database:
+    """Open (and migrate) the store named by ``url``.
+
+    ``durable=False`` is for connections whose commits may be lost to a power cut (not to a crash
+    of the process) because losing them only repeats work: the forwarders' job updates. A lost
+    "done" sends a Result again or registers a visit again in the HIS, which is idempotent; a lost
+    "queued" follow-on job goes with its "done". Such a commit costs microseconds instead of an
+    fsync (about 1 ms here), and the forwarders commit several times per read. Reads are stored
+    and acknowledged to the broker only through durable connections."""
     if url.startswith(("postgresql://", "postgres://")):
-        return _open_postgres(url)
+        return _open_postgres(url, durable)
     path = url[len("sqlite:///") :] if url.startswith("sqlite:///") else url
-    db = Database(_open_sqlite(path), "sqlite", (sqlite3.Error,))
+    db = Database(_open_sqlite(path, durable), "sqlite", (sqlite3.Error,))
     db.migrate()
     return db
 
 
-def _open_sqlite(path: str) -> sqlite3.Connection:
+def _open_sqlite(path: str, durable: bool = True) -> sqlite3.Connection:
     if path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     try:
         conn = sqlite3.connect(path, check_same_thread=False, timeout=30)
         conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")  # a committed read survives power loss
+        # FULL: a committed read survives power loss; NORMAL (WAL): it survives a crash of the process
+        conn.execute("PRAGMA synchronous=FULL" if durable else "PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
     except sqlite3.Error as exc:
         raise DatabaseError(f"cannot open the SQLite store {path}: {exc}") from None
     return conn
 
 
-def _open_postgres(url: str) -> Database:
+def _open_postgres(url: str, durable: bool = True) -> Database:
     try:
         import psycopg  # noqa: PLC0415 - optional: only with the postgres extra
     except ImportError:
@@ -211,6 +229,9 @@ def _open_postgres(url: str) -> Database:
         conn = psycopg.connect(url)
     except psycopg.Error as exc:
         raise DatabaseError(f"cannot connect to PostgreSQL: {exc}") from None
+    if not durable:
+        conn.execute("SET synchronous_commit TO off")
+        conn.commit()
     db = Database(conn, "postgresql", (psycopg.Error,))
     db.migrate()
     return db

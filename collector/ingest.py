@@ -70,11 +70,13 @@ Listener = Callable[[Sequence[Outcome]], None]
 class Ingest:
     """Verifies, de-duplicates and stores messages; tells listeners (fleet, metrics) after commit."""
 
-    def __init__(self, db: Database, registry: Registry, keystore: Keystore, forward: bool = False) -> None:
+    def __init__(
+        self, db: Database, registry: Registry, keystore: Keystore, first_job: str | None = None
+    ) -> None:
         self.db = db
         self.registry = registry
         self.keystore = keystore
-        self.forward = forward  # queue each stored read's insurance check
+        self.first_job = first_job  # the job kind queued for each stored read (jobs.INSURANCE...)
         self.listeners: list[Listener] = []
 
     def handle_batch(self, messages: Sequence[Message]) -> list[Outcome]:
@@ -152,8 +154,8 @@ class Ingest:
         )
         if cur.rowcount == 0:
             raise Rejected(DUPLICATE, "this device's sequence number is already stored")
-        if self.forward:  # in the same transaction: a stored read always has its insurance check
-            jobs.enqueue(tx, facility, device, sealed.seq, jobs.INSURANCE, message.received)
+        if self.first_job:  # in the same transaction: a stored read always gets its forwarding
+            jobs.enqueue(tx, facility, device, sealed.seq, self.first_job, message.received)
         return Outcome(message, STORED, "", facility, device, "read", body)
 
 

@@ -45,7 +45,9 @@ OUTCOMES = frozenset(schema.STATUSES)
 DOCS = frozenset(schema.DOCS)
 SOURCES = frozenset(schema.SOURCES)
 
-JOB_KINDS = frozenset({"insurance"})
+JOB_KINDS = frozenset({"insurance", "his"})
+DESTINATIONS = frozenset({"bhxh", "fhir", "hl7v2"})
+CIRCUIT_STATES = {"closed": 0, "half_open": 1, "open": 2}
 JOB_STATES = frozenset({"queued", "done", "dead"})
 ALERT_CODES = frozenset({"054", "055", "205"})
 
@@ -152,6 +154,16 @@ class Metrics:
             ["code"],
             registry=self.registry,
         )
+
+        self._circuit = Gauge(
+            "cccd_circuit_state",
+            "The circuit breaker of each destination: 0 closed, 1 half-open (probing), 2 open.",
+            ["destination"],
+            registry=self.registry,
+        )
+
+    def circuit(self, destination: str, state: str) -> None:
+        self._circuit.labels(_one_of(destination, DESTINATIONS)).set(CIRCUIT_STATES.get(state, 2))
 
     def jobs(self, kind: str, counts: dict[str, int]) -> None:
         """The number of jobs of ``kind`` in each state."""

@@ -125,7 +125,7 @@ def _worker_main(cfg: CollectorConfig, conn: multiprocessing.connection.Connecti
         conn.send(("failed", f"{type(exc).__name__}: {exc}"))
         return
     forwarders = None
-    if cfg.bhxh is not None:
+    if cfg.bhxh is not None or cfg.his is not None:
         from collector.forward.service import ForwarderThread  # noqa: PLC0415
 
         forwarders = ForwarderThread(cfg, parts.metrics)
@@ -145,7 +145,8 @@ def _worker_main(cfg: CollectorConfig, conn: multiprocessing.connection.Connecti
                     parts.tracker.tick(now)
                 parts.tracker.snapshot(now)
                 if forwarders is not None:
-                    parts.metrics.jobs(jobs.INSURANCE, jobs.counts(parts.db, jobs.INSURANCE))
+                    for kind in jobs.KINDS:
+                        parts.metrics.jobs(kind, jobs.counts(parts.db, kind))
                 if now >= next_purge:
                     purged = purge_personal(parts.db, cfg.store.retention_days, now)
                     if purged:

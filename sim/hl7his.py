@@ -621,7 +621,7 @@ class _Handler(socketserver.BaseRequestHandler):
 def banner(his: Hl7His) -> str:
     """What ``cccd-edge sim his`` prints about the MLLP listener."""
     lines = [
-        f"fake HIS (HL7 v2.5 ADT^A04 over MLLP) on {his.host}:{his.port} — store {his.path}",
+        f"fake HIS (HL7 v2.5 ADT^A04) on mllp://{his.host}:{his.port} — store {his.path}",
         "  frames 0x0B … 0x1C 0x0D, UTF-8; ACK AA, AE (content) or AR (header; 207 injected) with ERR",
         "  de-duplicated on MSH-10: a message sent again is acknowledged AA and stored once",
     ]

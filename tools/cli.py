@@ -15,7 +15,11 @@ import signal
 import sys
 import traceback
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
+
+if TYPE_CHECKING:
+    from collector.config import CollectorConfig
+    from collector.db import Database
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -250,18 +254,29 @@ def _collector_run(args: argparse.Namespace) -> int:
         raise CommandError("cannot start the collector", str(exc), "check [store] url") from None
 
 
+def _collector_store(args: argparse.Namespace, what: str) -> "tuple[CollectorConfig, Database]":
+    """The collector's settings and its store, or the one clear line saying why not."""
+    from collector import config as collector_config
+    from collector.db import DatabaseError, open_db
+
+    try:
+        cfg = collector_config.load(args.config)
+        return cfg, open_db(cfg.store.url)
+    except collector_config.ConfigError as exc:
+        raise CommandError(f"cannot {what}", str(exc), "fix the settings file") from None
+    except DatabaseError as exc:
+        raise CommandError(f"cannot {what}", str(exc), "check [store] url") from None
+
+
 def _collector_fleet(args: argparse.Namespace) -> int:
     import time
 
-    from collector import config as collector_config
-    from collector.db import open_db
     from collector.keystore import Keystore, load_kek
     from collector.metrics import Metrics
     from collector.registry import Registry
     from collector.tracker import FleetTracker
 
-    cfg = collector_config.load(args.config)
-    db = open_db(cfg.store.url)
+    cfg, db = _collector_store(args, "show the fleet")
     try:
         tracker = FleetTracker(
             db, Registry(db, Keystore(load_kek(cfg.store.kek_file))), Metrics(), cfg.heartbeat_interval
@@ -294,6 +309,61 @@ def _collector_fleet(args: argparse.Namespace) -> int:
             f"{f.qr_readers} QR readers, {f.chip_readers} chip readers, "
             f"{f.standard_readers} meeting the standard\n"
         )
+    return EXIT_OK
+
+
+def _collector_dead_letters(args: argparse.Namespace) -> int:
+    import datetime
+
+    from collector.forward import jobs
+
+    _cfg, db = _collector_store(args, "list the dead letters")
+    try:
+        letters = jobs.dead_letters(db, args.kind, args.facility, limit=args.limit)
+    finally:
+        db.close()
+    if args.json:
+        _print_json([vars(d) for d in letters])
+        return EXIT_OK
+    if not letters:
+        sys.stdout.write("no dead letters\n")
+        return EXIT_OK
+    vietnam = datetime.timezone(datetime.timedelta(hours=7))
+    sys.stdout.write(
+        f"{'facility':8} {'device':16} {'seq':>8} {'kind':9} {'tries':>5} {'died (UTC+7)':16}  why\n"
+    )
+    for d in letters:
+        died = datetime.datetime.fromtimestamp(d.died, vietnam).strftime("%Y-%m-%d %H:%M")
+        why = d.why.replace("\n", " ")
+        sys.stdout.write(
+            f"{d.facility:8} {d.device:16} {d.seq:>8} {d.kind:9} {d.attempts:>5} {died:16}  {why}\n"
+        )
+    sys.stdout.write(
+        f"{len(letters)} dead letters; once the cause is fixed: cccd-edge collector replay "
+        f"--config {args.config} --all (or --kind/--facility/--device/--seq)\n"
+    )
+    return EXIT_OK
+
+
+def _collector_replay(args: argparse.Namespace) -> int:
+    import time
+
+    from collector.forward import jobs
+
+    chosen = (args.kind, args.facility, args.device, args.seq)
+    if not args.all and all(v is None for v in chosen):
+        raise CommandError(
+            "nothing replayed",
+            "no dead letters were chosen",
+            "name them with --kind/--facility/--device/--seq, or --all",
+            code=EXIT_USAGE,
+        )
+    _cfg, db = _collector_store(args, "replay the dead letters")
+    try:
+        n = jobs.replay(db, time.time(), *chosen)
+    finally:
+        db.close()
+    sys.stdout.write(f"{n} dead letters queued again; the running collector sends them now\n")
     return EXIT_OK
 
 
@@ -461,7 +531,7 @@ def _sim_bhxh(args: argparse.Namespace) -> int:
 def _sim_his(args: argparse.Namespace) -> int:
     import sqlite3
 
-    from sim import his
+    from sim import his, hl7his
 
     what = "cannot start the fake HIS"
     if not 0 <= args.port <= 65535:
@@ -476,9 +546,30 @@ def _sim_his(args: argparse.Namespace) -> int:
         ) from None
     except sqlite3.Error as exc:
         raise CommandError(what, f"the store {args.db}: {exc}", "check --db") from None
-    return _serve(
-        server, "fake HIS", f"{args.host}:{args.port}", lambda: his.banner(server, args.db), server.close
-    )
+    mllp = None
+    if args.mllp_port is not None:  # the same HIS, also taking HL7 v2 ADT^A04 over MLLP
+        if not 0 <= args.mllp_port <= 65535:
+            server.close()
+            raise CommandError(what, "--mllp-port must be from 0 to 65535", code=EXIT_USAGE)
+        mllp = hl7his.Hl7His(args.db, host=args.host, port=args.mllp_port, latency=args.latency)
+        try:
+            mllp.start()
+        except OSError as exc:
+            mllp.close()
+            server.close()
+            raise CommandError(
+                what, f"{args.host}:{args.mllp_port}: {exc.strerror}", "pick another --mllp-port"
+            ) from None
+
+    def banner() -> str:
+        return his.banner(server, args.db) + (hl7his.banner(mllp) if mllp is not None else "")
+
+    def stop() -> None:
+        server.close()
+        if mllp is not None:
+            mllp.close()
+
+    return _serve(server, "fake HIS", f"{args.host}:{args.port}", banner, stop)
 
 
 def _latency(text: str) -> tuple[float, float]:
@@ -563,6 +654,12 @@ def _add_sim(sub: Any) -> None:
     )
     p.add_argument(
         "--latency", type=_latency, default=(0.0, 0.0), metavar="MIN-MAX", help="seconds, e.g. 0.1-0.5"
+    )
+    p.add_argument(
+        "--mllp-port",
+        type=int,
+        metavar="PORT",
+        help="also take HL7 v2.5 ADT^A04 over MLLP on this TCP port (0: a free one, printed)",
     )
     p.set_defaults(handler=_sim_his)
 
@@ -671,6 +768,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", required=True, help="the collector's TOML settings file")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(handler=_collector_fleet)
+    kinds = ("insurance", "his")
+    p = col.add_parser(
+        "dead-letters",
+        help="the jobs that failed for good: checks and registrations IT must look at",
+        description="List the insurance checks and HIS registrations that kept failing past their age "
+        "or that the destination refused, with the reason; replay them once the cause is fixed.",
+    )
+    p.add_argument("--config", required=True, help="the collector's TOML settings file")
+    p.add_argument("--kind", choices=kinds, help="only this destination")
+    p.add_argument("--facility", help="only this facility code")
+    p.add_argument("--limit", type=int, default=1000, help="at most this many (default 1000)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(handler=_collector_dead_letters)
+    p = col.add_parser(
+        "replay",
+        help="send dead letters again",
+        description="Queue the chosen dead letters again as new jobs; the running collector sends them "
+        "within a second. Choose them with filters, or --all.",
+    )
+    p.add_argument("--config", required=True, help="the collector's TOML settings file")
+    p.add_argument("--all", action="store_true", help="every dead letter")
+    p.add_argument("--kind", choices=kinds, help="only this destination")
+    p.add_argument("--facility", help="only this facility code")
+    p.add_argument("--device", help="only this device")
+    p.add_argument("--seq", type=int, help="only this read (with --device)")
+    p.set_defaults(handler=_collector_replay)
 
     p = bench.add_parser(
         "counter",

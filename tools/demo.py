@@ -29,6 +29,7 @@ from sim.nodes import VirtualNode
 from tools import provision
 from tools.collectorproc import CollectorProcess, CollectorStartError
 from tools.mosquitto import MOSQUITTO, Mosquitto
+from tools.simproc import SimProcess, SimStartError
 
 FACILITY = "38001"
 OFFICER = ("Phạm Thị Hoa", "001185000123")  # synthetic
@@ -57,7 +58,16 @@ class Tally:
 
 
 class Demo:
-    def __init__(self, nodes: int, rate: float, latency: float, say: Say) -> None:
+    def __init__(
+        self,
+        nodes: int,
+        rate: float,
+        latency: float,
+        say: Say,
+        gateway_process: tuple[float, float] | None = None,
+    ) -> None:
+        """``gateway_process``: run the fake gateway as a child process with this latency (min,
+        max seconds) instead of in this process (benchmarks: see tools/simproc.py)."""
         if not shutil.which(MOSQUITTO) and not Path(MOSQUITTO).exists():
             raise DemoError(
                 "Mosquitto is not installed: run `make demo` (it installs it) or apt-get install mosquitto"
@@ -66,9 +76,32 @@ class Demo:
         self.base = Path(tempfile.mkdtemp(prefix="cccd-demo-"))
         self.today = datetime.date.today()
         self.people = citizens.population(500, seed=2026, today=self.today)
-        self.gateway = BhxhGateway(
-            self.people, username="bv", password="demo", officers=[OFFICER], latency=(0.0, latency)
-        )
+        self.gateway: BhxhGateway | None = None
+        self.gateway_proc: SimProcess | None = None
+        if gateway_process is None:
+            self.gateway = BhxhGateway(
+                self.people, username="bv", password="demo", officers=[OFFICER], latency=(0.0, latency)
+            )
+        else:
+            low, high = gateway_process
+            self.gateway_proc = SimProcess(
+                # the same synthetic people as the nodes': 500 of seed 2026, as of today
+                [
+                    *(
+                        "bhxh",
+                        "--username",
+                        "bv",
+                        "--password",
+                        "demo",
+                        "--citizens",
+                        "500",
+                        "--seed",
+                        "2026",
+                    ),
+                    *("--officer", f"{OFFICER[0]}={OFFICER[1]}", "--latency", f"{low:g}-{high:g}"),
+                ],
+                self.base / "gateway.log",
+            )
         port = _free_port()
         self.metrics_port = _free_port()
         say("provisioning a facility home, the broker's certificates and accounts")
@@ -94,10 +127,18 @@ class Demo:
     def start(self) -> None:
         self.say("starting Mosquitto (TLS, passwords, ACL) and the fake BHXH gateway")
         self.broker.start()
-        self.gateway.start()
+        if self.gateway is not None:
+            self.gateway.start()
+            url = self.gateway.url
+        else:
+            assert self.gateway_proc is not None
+            try:
+                url = self.gateway_proc.start().url
+            except SimStartError as exc:
+                raise DemoError(str(exc)) from None
         with (self.home.path / "collector.toml").open("a", encoding="utf-8") as f:
             f.write(
-                f'\n[bhxh]\nurl = "{self.gateway.url}"\nusername = "bv"\npassword = "demo"\n'
+                f'\n[bhxh]\nurl = "{url}"\nusername = "bv"\npassword = "demo"\n'
                 f'officer_name = "{OFFICER[0]}"\nofficer_cccd = "{OFFICER[1]}"\n'
             )
         self.say("starting the collector")
@@ -149,7 +190,10 @@ class Demo:
         for node in self.nodes:
             node.stop()
         self.collector.stop()
-        self.gateway.stop()
+        if self.gateway is not None:
+            self.gateway.stop()
+        if self.gateway_proc is not None:
+            self.gateway_proc.stop()
         self.broker.stop()
         shutil.rmtree(self.base, ignore_errors=True)
 

@@ -5,7 +5,7 @@ envelope's Partial IV under the device's down key) and never uses one twice, acr
 numbers are reserved ahead in the store (``down_seq``), ``RESERVE`` at a time, as OSCORE does.
 """
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from cccd import envelope, schema
 from collector.db import Database
@@ -13,7 +13,8 @@ from collector.registry import Registry
 
 RESERVE = 100
 
-Publish = Callable[[str, bytes], None]  # (topic, payload): QoS 1, not retained
+# (topic, payload): QoS 1, not retained; returns once the broker acknowledged it (raises if not)
+Publish = Callable[[str, bytes], Awaitable[None]]
 
 
 class Answers:
@@ -40,7 +41,7 @@ class Answers:
         self._next[key] = (nxt + 1, limit)
         return nxt
 
-    def send(
+    async def send(
         self,
         facility: str,
         device: str,
@@ -50,7 +51,8 @@ class Answers:
         code: str | None = None,
         valid_to: str | None = None,
     ) -> bool:
-        """Seal and publish a Result; False when the device has no key (revoked meanwhile)."""
+        """Seal and publish a Result, and wait for the broker's acknowledgement; False when the
+        device has no key (revoked meanwhile)."""
         found = self.registry.keys_for(facility, device)
         if not found:
             return False
@@ -60,5 +62,5 @@ class Answers:
         sealed = envelope.seal(
             k.down_key, k.down_iv, device.encode(), self._seq(facility, device), topic, payload
         )
-        self.publish(topic, sealed)
+        await self.publish(topic, sealed)
         return True

@@ -28,6 +28,8 @@ from typing import Any
 
 import httpx
 
+from collector.forward.httppool import HttpPools
+
 log = logging.getLogger("cccd.collector.bhxh")
 for _name in ("httpx", "httpcore"):
     logging.getLogger(_name).setLevel(logging.WARNING)  # they log URLs, which carry secrets
@@ -86,8 +88,7 @@ class BhxhClient:
         clock: Callable[[], float] = time.time,
         connections: int = 100,
     ) -> None:
-        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-        self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout, transport=transport, limits=limits)
+        self._http = HttpPools(base_url, connections=connections, timeout=timeout, transport=transport)
         self._username = username
         self._password_md5 = hashlib.md5(password.encode("utf-8")).hexdigest()  # the API asks for MD5
         self._attempts = attempts

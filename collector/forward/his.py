@@ -14,7 +14,10 @@ retried with backoff, counted by the circuit breaker) and ``HisRejectedError`` f
 
 import datetime
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from collector.config import HisSettings
 
 # VN Core naming systems (the Ministry of Health's FHIR implementation guide, hl7vn/vn-core-ig).
 SID_NATIONAL_ID = "http://fhir.ehealth.gov.vn/core/sid/national_id"  # CCCD, 12 digits
@@ -79,3 +82,14 @@ class HisConnector(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+def connect(settings: "HisSettings") -> HisConnector:
+    """The connector the facility's [his] settings name."""
+    if settings.protocol == "hl7v2":
+        from collector.forward.hl7v2 import Hl7v2Connector  # noqa: PLC0415 - only the one in use
+
+        return Hl7v2Connector(settings.host, settings.port, timeout=settings.timeout)
+    from collector.forward.fhir import FhirConnector  # noqa: PLC0415
+
+    return FhirConnector(settings.url, timeout=settings.timeout, token=settings.token or None)

@@ -102,6 +102,26 @@ def verdict(answer: dict[str, Any]) -> Verdict:
     return Verdict(status, code, text, nxt, valid_to, new_card or None)
 
 
+def coverage_of(answer: dict[str, Any], v: Verdict) -> dict[str, str] | None:
+    """The card the HIS registers the visit under (``his.Coverage``'s fields): the card the gateway
+    confirmed, or for 003/004 the new card; None when the check found no valid card."""
+    if v.status not in (OK, WARN):
+        return None
+    new = v.code in ("003", "004") and bool(v.new_card)
+    suffix = "Moi" if new else ""
+    card = answer.get("maTheMoi" if new else "maThe")
+    if not isinstance(card, str) or not card.strip():
+        return None
+    found = {
+        "card": card.strip().upper(),
+        "code": v.code,
+        "valid_from": _iso(answer.get("gtTheTu" + suffix)),
+        "valid_to": _iso(answer.get("gtTheDen" + suffix)),
+        "kcbbd": answer.get("maDKBD" + suffix),
+    }
+    return {k: v.strip() for k, v in found.items() if isinstance(v, str) and v.strip()}
+
+
 def _iso(text: object) -> str | None:
     """dd/MM/yyyy -> YYYY-MM-DD; None for anything else."""
     if not isinstance(text, str):

@@ -18,14 +18,16 @@ from collections.abc import Callable
 from typing import Any
 
 from collector.db import Database
-from collector.forward import insurance, jobs
+from collector.forward import insurance, jobs, registration
 from collector.forward.answer import Answers
 from collector.forward.bhxh import BhxhClient, GatewayError, Officer
+from collector.forward.breaker import CircuitBreaker
 from collector.ingest import personal_fields
 from collector.keystore import Keystore
 
 log = logging.getLogger("cccd.collector.insurance")
 
+HOLD_LOOK = 0.5  # seconds between looks at held jobs while the circuit's probe is out
 MAX_AGE = 3 * 86400.0  # a check still failing after this long is a dead letter
 
 
@@ -60,6 +62,8 @@ class InsuranceRunner:
         pending_after: float = 0.3,
         max_age: float = MAX_AGE,
         on_alert: Callable[[str], None] | None = None,
+        register: bool = False,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         self.db = db
         self.keystore = keystore
@@ -69,6 +73,8 @@ class InsuranceRunner:
         self.pending_after = pending_after
         self.max_age = max_age
         self.on_alert = on_alert
+        self.register = register  # queue each checked read's registration in the HIS
+        self.breaker = breaker or CircuitBreaker("bhxh")
         self._slots = asyncio.Semaphore(concurrency)
         self._inflight: set[tuple[str, str, int]] = set()
         self.alerts: Counter[str] = Counter()  # codes that need IT (054/055/205): metrics, dashboard
@@ -81,31 +87,69 @@ class InsuranceRunner:
 
     def dispatch(self, now: float | None = None) -> "list[asyncio.Task[None]]":
         """Start a check for every due job not already being checked; does not wait for them."""
-        due = jobs.due(self.db, jobs.INSURANCE, time.time() if now is None else now, limit=1000)
+        due = jobs.take(self.db, jobs.INSURANCE, time.time() if now is None else now, limit=1000)
         started = []
-        for job in due:
+        for i, job in enumerate(due):
             key = (job.facility, job.device, job.seq)
             if key in self._inflight:
                 continue
+            if not self.breaker.allow():
+                # the gateway keeps failing: no call, but the counter is told "pending" on time
+                held = [j for j in due[i:] if (j.facility, j.device, j.seq) not in self._inflight]
+                self._inflight.update((j.facility, j.device, j.seq) for j in held)
+                started.append(asyncio.ensure_future(self._hold(held, now)))
+                break
             self._inflight.add(key)
             task = asyncio.ensure_future(self._guarded(job, key))
             started.append(task)
         return started
 
+    async def _hold(self, held: list[jobs.Job], now: float | None) -> None:
+        """Jobs the open circuit keeps from the gateway: "pending" to the counter once it is due,
+        then a look again when the circuit lets a probe through. No attempt is counted."""
+        moment = time.time() if now is None else now
+        reopen = moment + max(self.breaker.retry_at(), HOLD_LOOK)
+        try:
+            for job in held:
+                try:
+                    if not job.pending_sent and moment < job.created + self.pending_after:
+                        jobs.defer(self.db, job, job.created + self.pending_after, moment)
+                        continue
+                    await self._pending(job)
+                    jobs.defer(self.db, job, reopen, moment)
+                except Exception as exc:  # the broker or the store: looked at again on the next round
+                    log.warning("could not hold %s/%s seq %d: %s", job.facility, job.device, job.seq, exc)
+        finally:
+            for job in held:
+                self._inflight.discard((job.facility, job.device, job.seq))
+
     async def _guarded(self, job: jobs.Job, key: tuple[str, str, int]) -> None:
         try:
             await self._one(job)
         except Exception as exc:  # the broker or the store failed mid-way: try this job again later
+            self.breaker.release()
             log.warning("insurance check of %s/%s seq %d failed: %s", job.facility, job.device, job.seq, exc)
-            jobs.retry(self.db, job, type(exc).__name__, time.time(), self.max_age)
+            if not jobs.retry(self.db, job, type(exc).__name__, time.time(), self.max_age, self._follow(job)):
+                log.warning(
+                    "insurance check of %s/%s seq %d is a dead letter", job.facility, job.device, job.seq
+                )
         finally:
             self._inflight.discard(key)
+
+    def _follow(
+        self, job: jobs.Job, status: str = insurance.ERROR, coverage: dict[str, str] | None = None
+    ) -> jobs.Follow | None:
+        """The HIS registration after this check (a dead check: the visit without its insurance)."""
+        if not self.register:
+            return None
+        return registration.follow(self.keystore, job, status, coverage)
 
     async def _one(self, job: jobs.Job) -> None:
         fields = personal_fields(self.db, self.keystore, job.facility, job.device, job.seq)
         query = query_of(fields) if fields is not None else None
         if query is None:
-            self._final(job, insurance.Verdict(insurance.REJECT, "", insurance.FALLBACK), {})
+            self.breaker.release()
+            await self._final(job, insurance.Verdict(insurance.REJECT, "", insurance.FALLBACK), {})
             return
         ask = asyncio.ensure_future(self._ask(query))
         # "pending" is due pending_after seconds after the read arrived, however long it queued here
@@ -113,15 +157,24 @@ class InsuranceRunner:
         try:
             answer = await asyncio.wait_for(asyncio.shield(ask), wait)
         except TimeoutError:
-            self._pending(job)
+            await self._pending(job)
             answer = await self._settle(ask)
         except GatewayError as exc:
             answer = {"error": type(exc).__name__}
-        self._decide(job, answer)
+        await self._decide(job, answer)
 
     async def _ask(self, query: tuple[str, str, str]) -> dict[str, Any]:
         async with self._slots:
-            return await self.client.check(*query, self.officer)
+            try:
+                answer = await self.client.check(*query, self.officer)
+            except GatewayError:
+                self.breaker.failure()
+                raise
+        if insurance.verdict(answer).next == insurance.RETRY:  # 100/101/500: the gateway failed
+            self.breaker.failure()
+        else:
+            self.breaker.success()
+        return answer
 
     async def _settle(self, ask: "asyncio.Future[dict[str, Any]]") -> dict[str, Any]:
         try:
@@ -129,7 +182,7 @@ class InsuranceRunner:
         except GatewayError as exc:
             return {"error": type(exc).__name__}
 
-    def _decide(self, job: jobs.Job, answer: dict[str, Any]) -> None:
+    async def _decide(self, job: jobs.Job, answer: dict[str, Any]) -> None:
         verdict = insurance.NO_ANSWER if "error" in answer else insurance.verdict(answer)
         if verdict.next in (insurance.DONE, insurance.ALERT):
             if verdict.next == insurance.ALERT:
@@ -139,29 +192,29 @@ class InsuranceRunner:
                 log.error(
                     "BHXH answered %s: the facility's officer or request is misconfigured", verdict.code
                 )
-            self._final(job, verdict, answer)
+            await self._final(job, verdict, answer)
             return
-        self._pending(job)
+        await self._pending(job)
         why = answer.get("error") or f"maKetQua {verdict.code}"
-        if not jobs.retry(self.db, job, str(why), time.time(), self.max_age):
+        if not jobs.retry(self.db, job, str(why), time.time(), self.max_age, self._follow(job)):
             log.warning(
                 "insurance check of %s/%s seq %d is a dead letter: %s", job.facility, job.device, job.seq, why
             )
 
-    def _pending(self, job: jobs.Job) -> None:
+    async def _pending(self, job: jobs.Job) -> None:
         if job.pending_sent:
             return
-        self.answers.send(job.facility, job.device, job.seq, insurance.PENDING, insurance.PENDING_TEXT)
+        await self.answers.send(job.facility, job.device, job.seq, insurance.PENDING, insurance.PENDING_TEXT)
         jobs.mark_pending_sent(self.db, job, time.time())
 
-    def _final(self, job: jobs.Job, verdict: insurance.Verdict, answer: dict[str, Any]) -> None:
+    async def _final(self, job: jobs.Job, verdict: insurance.Verdict, answer: dict[str, Any]) -> None:
         # What is kept of the answer: the code and the dates, not the names or address it repeats.
         # Sent first, then recorded: a crash in between sends the answer twice, never not at all.
         kept: dict[str, Any] = {}
         for k in ("maKetQua", "gtTheTu", "gtTheDen", "maDKBD", "maTheMoi"):
             if k in answer:
                 kept[k] = answer[k]
-        self.answers.send(
+        await self.answers.send(
             job.facility,
             job.device,
             job.seq,
@@ -170,4 +223,5 @@ class InsuranceRunner:
             verdict.code or None,
             verdict.valid_to,
         )
-        jobs.finish(self.db, job, kept, time.time())
+        follow = self._follow(job, verdict.status, insurance.coverage_of(answer, verdict))
+        jobs.finish(self.db, job, kept, time.time(), follow=follow)

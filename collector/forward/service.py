@@ -9,14 +9,18 @@ import asyncio
 import logging
 import ssl
 import threading
+from collections.abc import Awaitable, Callable
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from collector.config import CollectorConfig
 from collector.db import open_db
+from collector.forward import his
 from collector.forward.answer import Answers
 from collector.forward.bhxh import BhxhClient, Officer
+from collector.forward.breaker import CLOSED, CircuitBreaker
+from collector.forward.registration import RegistrationRunner
 from collector.forward.runner import InsuranceRunner
 from collector.keystore import Keystore, load_kek
 from collector.metrics import Metrics
@@ -33,10 +37,20 @@ class PublishError(Exception):
 
 
 class ResultPublisher:
-    """A broker connection of the collector's account that only publishes Results."""
+    """A broker connection of the collector's account that only publishes Results.
 
-    def __init__(self, cfg: CollectorConfig) -> None:
+    ``publish`` is a coroutine that returns once the broker's PUBACK arrived: many Results are in
+    flight at once, and the event loop never waits on one of them (paho's network thread resolves
+    the futures). Our lock is never held while calling paho, whose callbacks take its own lock.
+    """
+
+    def __init__(self, cfg: CollectorConfig, timeout: float = PUBLISH_TIMEOUT) -> None:
         s = cfg.broker
+        self.timeout = timeout
+        self._lock = threading.Lock()
+        self._waiting: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = {}
+        self._early: set[int] = set()  # acknowledged before publish() registered its future
+        self._abandoned: set[int] = set()  # timed out: a late acknowledgement is not someone else's
         self.client = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=s.client_id + "-results",
@@ -46,25 +60,57 @@ class ResultPublisher:
             self.client.username_pw_set(s.username, s.password)
         if s.tls:
             self.client.tls_set(ca_certs=s.ca or None, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+        self.client.on_publish = self._on_publish
         self.client.reconnect_delay_set(1, 30)
         self.client.connect_async(s.host, s.port, keepalive=30)
         self.client.loop_start()
 
-    def publish(self, topic: str, payload: bytes) -> None:
-        info = self.client.publish(topic, payload, qos=1)
-        info.wait_for_publish(PUBLISH_TIMEOUT)
-        if not info.is_published():
-            raise PublishError("the broker did not acknowledge a Result")
+    def _on_publish(self, _client: object, _userdata: object, mid: int, *_rest: object) -> None:
+        with self._lock:
+            if mid in self._abandoned:
+                self._abandoned.discard(mid)
+                return
+            waiting = self._waiting.pop(mid, None)
+            if waiting is None:
+                self._early.add(mid)
+                return
+        loop, future = waiting
+        loop.call_soon_threadsafe(_resolve, future)
+
+    async def publish(self, topic: str, payload: bytes) -> None:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        info = self.client.publish(topic, payload, qos=1)  # not under our lock
+        mid = info.mid
+        with self._lock:
+            if mid in self._early:
+                self._early.discard(mid)
+                return
+            self._waiting[mid] = (loop, future)
+        try:
+            await asyncio.wait_for(future, self.timeout)
+        except TimeoutError:
+            with self._lock:
+                if self._waiting.pop(mid, None) is not None:
+                    self._abandoned.add(mid)
+            raise PublishError("the broker did not acknowledge a Result") from None
 
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
 
 
+def _resolve(future: "asyncio.Future[None]") -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 class ForwarderThread(threading.Thread):
+    """The insurance checks (when [bhxh] is set) and the HIS registrations (when [his] is set)."""
+
     def __init__(self, cfg: CollectorConfig, metrics: Metrics | None = None) -> None:
         super().__init__(name="cccd-forwarders", daemon=True)
-        assert cfg.bhxh is not None
+        assert cfg.bhxh is not None or cfg.his is not None
         self.cfg = cfg
         self.metrics = metrics
         self.stopping = threading.Event()
@@ -72,35 +118,70 @@ class ForwarderThread(threading.Thread):
     def run(self) -> None:
         asyncio.run(self._main())
 
+    def _breaker(self, name: str, failures: int, cooldown: float) -> CircuitBreaker:
+        m = self.metrics
+        on_change = None
+        if m is not None:
+            m.circuit(name, CLOSED)
+            on_change = m.circuit
+        return CircuitBreaker(name, failures, cooldown, on_change=on_change)
+
     async def _main(self) -> None:
-        cfg, b = self.cfg, self.cfg.bhxh
-        assert b is not None
-        db = open_db(cfg.store.url)
+        cfg, b, h = self.cfg, self.cfg.bhxh, self.cfg.his
+        db = open_db(cfg.store.url, durable=False)  # job updates: see open_db
         keystore = Keystore(load_kek(cfg.store.kek_file))
-        publisher = ResultPublisher(cfg)
-        client = BhxhClient(b.url, b.username, b.password, timeout=b.timeout, connections=b.concurrency)
-        answers = Answers(db, Registry(db, keystore), publisher.publish)
-        runner = InsuranceRunner(
-            db,
-            keystore,
-            client,
-            Officer(b.officer_name, b.officer_cccd),
-            answers,
-            concurrency=b.concurrency,
-            pending_after=b.pending_after,
-            on_alert=self.metrics.alert if self.metrics is not None else None,
-        )
+        closers: list[Callable[[], Awaitable[None]]] = []
+        runners: list[InsuranceRunner | RegistrationRunner] = []
+        publisher = None
         try:
+            if b is not None:
+                publisher = ResultPublisher(cfg)
+                client = BhxhClient(
+                    b.url, b.username, b.password, timeout=b.timeout, connections=b.concurrency
+                )
+                closers.append(client.aclose)
+                answers = Answers(db, Registry(db, keystore), publisher.publish)
+                runners.append(
+                    InsuranceRunner(
+                        db,
+                        keystore,
+                        client,
+                        Officer(b.officer_name, b.officer_cccd),
+                        answers,
+                        concurrency=b.concurrency,
+                        pending_after=b.pending_after,
+                        max_age=b.dead_after_hours * 3600,
+                        on_alert=self.metrics.alert if self.metrics is not None else None,
+                        register=h is not None,
+                        breaker=self._breaker("bhxh", b.breaker_failures, b.breaker_cooldown),
+                    )
+                )
+            if h is not None:
+                connector = his.connect(h)
+                closers.append(connector.aclose)
+                runners.append(
+                    RegistrationRunner(
+                        db,
+                        keystore,
+                        connector,
+                        concurrency=h.concurrency,
+                        max_age=h.dead_after_hours * 3600,
+                        breaker=self._breaker(connector.name, h.breaker_failures, h.breaker_cooldown),
+                    )
+                )
             while not self.stopping.is_set():
-                try:
-                    runner.dispatch()
-                except Exception as exc:  # the store is away: try again soon
-                    log.warning("insurance checks paused: %s", exc)
-                    await asyncio.sleep(1.0)
+                for runner in runners:
+                    try:
+                        runner.dispatch()
+                    except Exception as exc:  # the store is away: try again soon
+                        log.warning("forwarding paused: %s", exc)
+                        await asyncio.sleep(1.0)
                 await asyncio.sleep(IDLE)
         finally:
-            await client.aclose()
-            publisher.close()
+            for close in closers:
+                await close()
+            if publisher is not None:
+                publisher.close()
             db.close()
 
     def stop(self) -> None:

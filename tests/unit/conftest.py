@@ -1,4 +1,5 @@
-"""Fixtures of the unit tests: the collector's store on SQLite and on a real PostgreSQL."""
+"""Fixtures of the unit tests: the collector's store on SQLite and on a real PostgreSQL; synthetic
+people and the fake BHXH gateway that knows them (a module may define its own ``people``)."""
 
 import itertools
 import shutil
@@ -8,6 +9,11 @@ from pathlib import Path
 
 import pytest
 from pgserver import PostgresServer
+
+from sim import citizens
+from sim.bhxh import BhxhGateway
+
+from .desk import OFFICER, TODAY
 
 _names = itertools.count()
 
@@ -29,3 +35,17 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'collector.db'}"
     server: PostgresServer = request.getfixturevalue("postgres")
     return server.create_database(f"test_{next(_names)}")
+
+
+@pytest.fixture(scope="module")
+def people() -> list[citizens.Citizen]:
+    return citizens.population(80, seed=3, today=TODAY)
+
+
+@pytest.fixture
+def gateway(people: list[citizens.Citizen]) -> Iterator[BhxhGateway]:
+    """The fake BHXH gateway over real HTTP, knowing ``people`` and the counter's officer."""
+    gw = BhxhGateway(people, username="bv", password="pw", officers=[(OFFICER.name, OFFICER.cccd)])
+    gw.start()
+    yield gw
+    gw.stop()

@@ -2,73 +2,17 @@
 over real HTTP: the Result is sealed for the device and opens with its down key."""
 
 import asyncio
-import datetime
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from cccd import envelope, keys, pseudonym, qr, schema
-from collector.db import Database, open_db
 from collector.forward import jobs
 from collector.forward.answer import RESERVE, Answers
 from collector.forward.bhxh import BhxhClient, Officer
+from collector.forward.breaker import OPEN, CircuitBreaker
 from collector.forward.runner import InsuranceRunner
-from collector.ingest import Ingest, Message
-from collector.keystore import Keystore
 from collector.metrics import Metrics
-from collector.registry import Registry
-from sim import citizens
 from sim.bhxh import BhxhGateway
 
-TODAY = datetime.date(2026, 11, 22)
-FAC, DEV = "38001", "qr-0007"
-OFFICER = Officer("Phạm Thị Hoa", "001185000123")  # synthetic
-TOPIC = schema.topic(FAC, DEV, "read")
-
-
-class Counter:
-    def __init__(self, tmp: Path) -> None:
-        self.db: Database = open_db(f"sqlite:///{tmp / 'c.db'}")
-        self.keystore = Keystore(bytes(range(32)))
-        self.registry = Registry(self.db, self.keystore)
-        self.keys = keys.derive(self.registry.add(FAC, DEV, "esp32", "Quầy 1"))
-        self.ingest = Ingest(self.db, self.registry, self.keystore, forward=True)
-        self.sent: list[tuple[str, bytes]] = []
-        self.answers = Answers(self.db, self.registry, lambda t, p: self.sent.append((t, p)))
-        self.seq = 0
-
-    def scan(self, c: citizens.Citizen) -> int:
-        s = qr.parse(citizens.qr_bytes(c, c.doc), now=(TODAY.year, TODAY.month, TODAY.day))
-        pid = pseudonym.pid(self.registry.pseudonym_secret(FAC), cccd=s.ident["cccd"])
-        self.seq += 1
-        payload = schema.encode("read", schema.read(self.seq, 1, "ntp", "qr", s.doc, pid, s.ident))
-        sealed = envelope.seal(self.keys.up_key, self.keys.up_iv, DEV.encode(), self.seq, TOPIC, payload)
-        self.ingest.handle_batch([Message(TOPIC, sealed, time.time())])
-        return self.seq
-
-    def results(self) -> list[tuple[int, dict[str, object]]]:
-        """(Partial IV, Result) of everything published, opened as the node opens it."""
-        out = []
-        for topic, data in self.sent:
-            assert topic == schema.topic(FAC, DEV, "result")
-            s = envelope.parse(data)
-            out.append((s.seq, schema.decode("result", s.open(self.keys.down_key, self.keys.down_iv, topic))))
-        return out
-
-
-@pytest.fixture(scope="module")
-def people() -> list[citizens.Citizen]:
-    return citizens.population(80, seed=3, today=TODAY)
-
-
-@pytest.fixture
-def gateway(people: list[citizens.Citizen]) -> Iterator[BhxhGateway]:
-    gw = BhxhGateway(people, username="bv", password="pw", officers=[(OFFICER.name, OFFICER.cccd)])
-    gw.start()
-    yield gw
-    gw.stop()
+from .desk import DEV, FAC, OFFICER, Counter
 
 
 def run(counter: Counter, gw: BhxhGateway, pending_after: float = 5.0, now: float | None = None) -> int:
@@ -146,9 +90,9 @@ def test_an_outage_leaves_pending_and_the_answer_comes_later(
 def test_downlink_sequence_numbers_are_never_reused_across_restarts(tmp_path: Path) -> None:
     counter = Counter(tmp_path)
     for _ in range(3):
-        counter.answers.send(FAC, DEV, 1, "ok", "a")
-    again = Answers(counter.db, counter.registry, lambda t, p: counter.sent.append((t, p)))
-    again.send(FAC, DEV, 1, "ok", "b")
+        asyncio.run(counter.answers.send(FAC, DEV, 1, "ok", "a"))
+    again = Answers(counter.db, counter.registry, counter.publish)
+    asyncio.run(again.send(FAC, DEV, 1, "ok", "b"))
     pivs = [p for p, _r in counter.results()]
     assert pivs[:3] == [0, 1, 2] and pivs[3] == RESERVE
 
@@ -205,3 +149,43 @@ def test_a_wrong_officer_is_an_alert_for_it_and_an_error_at_the_counter(
     assert 'cccd_bhxh_alerts_total{code="054"} 1.0' in text
     assert 'cccd_jobs{kind="insurance",state="done"} 1.0' in text
     assert 'cccd_jobs{kind="insurance",state="dead"} 0.0' in text
+
+
+def test_an_open_circuit_answers_pending_at_once_without_asking_the_gateway(
+    tmp_path: Path, gateway: BhxhGateway, people
+) -> None:
+    counter = Counter(tmp_path)
+    insured = [c for c in people if c.insurance == "valid"]
+    counter.scan(insured[0])
+    gateway.set_outage(True)
+    breaker = CircuitBreaker("bhxh", failures=1, cooldown=3600)
+
+    async def go() -> None:
+        client = BhxhClient(gateway.url, "bv", "pw", timeout=3.0, attempts=1)
+        try:
+            runner = InsuranceRunner(
+                counter.db,
+                counter.keystore,
+                client,
+                OFFICER,
+                counter.answers,
+                pending_after=0.0,
+                breaker=breaker,
+            )
+            await runner.run_once()
+            assert breaker.state == OPEN
+            gateway.set_outage(False)  # up again, but the circuit does not know yet
+            counter.scan(insured[1])
+            counter.scan(insured[2])
+            await runner.run_once()
+        finally:
+            await client.aclose()
+
+    asyncio.run(go())
+    assert [(p, r["status"]) for p, r in counter.results()] == [
+        (0, "pending"),
+        (1, "pending"),
+        (2, "pending"),
+    ]
+    assert sorted(j.attempts for j in jobs.due(counter.db, jobs.INSURANCE, 10**10)) == [0, 0, 1]
+    assert gateway.count("check") == 0  # nothing reached the gateway while the circuit was open
