@@ -42,7 +42,6 @@ carry identifiers, so httpx's own loggers stay at WARNING and its exception text
 import json
 import logging
 import re
-import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
@@ -55,6 +54,7 @@ from collector.forward.his import (
     HisRejectedError,
     HisUnavailableError,
     Visit,
+    mask,
 )
 
 log = logging.getLogger("cccd.collector.fhir")
@@ -111,8 +111,8 @@ def _identifiers(visit: Visit) -> list[tuple[str, str, str]]:
     out: list[tuple[str, str, str]] = []
     if visit.cccd:
         out.append((SID_NATIONAL_ID, visit.cccd, "official"))
-    if visit.coverage is not None:
-        out.append((SID_INSURANCE_NUMBER, visit.coverage.card, "secondary"))
+    if visit.card:
+        out.append((SID_INSURANCE_NUMBER, visit.card, "secondary"))
     if visit.cmnd:
         out.append((SID_CITIZEN_ID, visit.cmnd, "old"))  # the CMND, superseded by the CCCD
     return out
@@ -294,28 +294,6 @@ def _reason(response: httpx.Response, visit: Visit) -> str:
         elif isinstance(code, str):
             parts.append(code)
     return _cut(mask(" | ".join(parts), visit))
-
-
-def mask(text: str, visit: Visit) -> str:
-    """``text`` with the visit's personal values (with or without diacritics) and anything
-    ID-shaped replaced by ``***``."""
-    values = [visit.name, visit.dob, visit.address, visit.cccd, visit.cmnd]
-    if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", visit.dob):
-        year, month, day = visit.dob.split("-")
-        values.append(f"{day}/{month}/{year}")  # the Vietnamese way of writing it
-    if visit.coverage is not None:
-        values.append(visit.coverage.card)
-    values += [_plain(v) for v in (visit.name, visit.address) if v]
-    for value in sorted({v for v in values if v and len(v) >= 4}, key=len, reverse=True):
-        text = re.sub(re.escape(value), "***", text, flags=re.IGNORECASE)
-    text = re.sub(r"[A-Za-z]{2}[0-9]{13}", "***", text)  # a BHYT card number
-    return re.sub(r"[0-9]{9,}", "***", text)  # a CCCD, CMND, BHXH number
-
-
-def _plain(text: str) -> str:
-    """Vietnamese without its diacritics, as many systems write names (đ → d)."""
-    bare = "".join(c for c in unicodedata.normalize("NFD", text) if not unicodedata.combining(c))
-    return bare.replace("đ", "d").replace("Đ", "D")
 
 
 def _cut(text: str) -> str:

@@ -13,6 +13,8 @@ retried with backoff, counted by the circuit breaker) and ``HisRejectedError`` f
 """
 
 import datetime
+import re
+import unicodedata
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -64,11 +66,38 @@ class Visit:
     cmnd: str | None = None  # the old ID card number, when the QR carries it
     coverage: Coverage | None = None  # None: no valid insurance (the counter fell back to the card)
     insurance: str = ""  # the insurance check's Result status: ok / warn / reject / error
+    bhyt: str | None = None  # the card number read from the BHYT card itself (its QR)
+
+    @property
+    def card(self) -> str | None:
+        """The patient's BHYT card number: the one the check confirmed, else the one read."""
+        return self.coverage.card if self.coverage is not None else self.bhyt
 
     @property
     def key(self) -> str:
         """The visit's identity everywhere: one read, one visit, however often it is sent."""
         return f"{self.facility}/{self.device}/{self.seq}"
+
+
+def mask(text: str, visit: Visit) -> str:
+    """``text`` (a HIS's own message, which may echo what it was sent) with the visit's personal
+    values, with or without diacritics, and anything ID-shaped replaced by ``***``: fit for a log
+    line or a dead letter."""
+    values = [visit.name, visit.dob, visit.address, visit.cccd, visit.cmnd, visit.card]
+    if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", visit.dob):
+        year, month, day = visit.dob.split("-")
+        values.append(f"{day}/{month}/{year}")  # the Vietnamese way of writing it
+    values += [_plain(v) for v in (visit.name, visit.address) if v]
+    for value in sorted({v for v in values if v and len(v) >= 4}, key=len, reverse=True):
+        text = re.sub(re.escape(value), "***", text, flags=re.IGNORECASE)
+    text = re.sub(r"[A-Za-z]{2}[0-9]{13}", "***", text)  # a BHYT card number
+    return re.sub(r"[0-9]{9,}", "***", text)  # a CCCD, CMND, BHXH number
+
+
+def _plain(text: str) -> str:
+    """Vietnamese without its diacritics, as many systems write names (đ → d)."""
+    bare = "".join(c for c in unicodedata.normalize("NFD", text) if not unicodedata.combining(c))
+    return bare.replace("đ", "d").replace("Đ", "D")
 
 
 class HisConnector(Protocol):

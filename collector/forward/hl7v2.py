@@ -59,7 +59,7 @@ The ACK (HL7 v2.5, 2.9.2 and table 0008), read from MSA-1, refined by the ERR se
 - ``CE`` → unavailable, ``CR`` → rejected (enhanced mode's codes, in case a HIS sends them).
 
 A rejection carries the HIS's explanation (ERR-8, ERR-7, ERR-3's text or MSA-3) for IT, cut
-to 300 characters, its personal values masked (``fhir.mask``: the visit's own values, with or
+to 300 characters, its personal values masked (``his.mask``: the visit's own values, with or
 without diacritics, and anything shaped like an ID): the HIS may quote the patient.
 
 No connection, a reset, a timeout, a frame torn or garbled, an ACK of another message (MSA-2 is
@@ -88,7 +88,6 @@ from typing import Any
 
 import hl7
 
-from collector.forward.fhir import mask
 from collector.forward.his import (
     SID_CITIZEN_ID,
     SID_INSURANCE_NUMBER,
@@ -96,6 +95,7 @@ from collector.forward.his import (
     HisRejectedError,
     HisUnavailableError,
     Visit,
+    mask,
 )
 
 log = logging.getLogger("cccd.collector.hl7v2")
@@ -180,8 +180,8 @@ def _identifiers(visit: Visit) -> str:
         ids.append(_rep(visit.cccd, "", "", ("BCA", SID_NATIONAL_ID, "URI"), ID_CCCD))
     if visit.cmnd:
         ids.append(_rep(visit.cmnd, "", "", ("BCA", SID_CITIZEN_ID, "URI"), ID_CMND))
-    if visit.coverage is not None:
-        ids.append(_rep(visit.coverage.card, "", "", (INSURER_ID, SID_INSURANCE_NUMBER, "URI"), ID_BHYT))
+    if visit.card:
+        ids.append(_rep(visit.card, "", "", (INSURER_ID, SID_INSURANCE_NUMBER, "URI"), ID_BHYT))
     if not ids:
         raise ValueError("the visit has no patient identifier (CCCD, CMND or BHYT card): PID-3 is required")
     return "~".join(ids)

@@ -94,6 +94,7 @@ def visit_of(job: jobs.Job, fields: dict[str, Any], ts_ms: int, outcome: dict[st
         address=text("address"),
         cccd=text("cccd"),
         cmnd=text("cmnd"),
+        bhyt=text("bhyt"),
         coverage=coverage,
         insurance=str(outcome.get("insurance", "")),
     )

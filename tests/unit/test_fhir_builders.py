@@ -9,7 +9,7 @@ from fhir.resources.R4B.coverage import Coverage as FhirCoverage
 from fhir.resources.R4B.encounter import Encounter as FhirEncounter
 from fhir.resources.R4B.patient import Patient as FhirPatient
 
-from collector.forward import fhir
+from collector.forward import fhir, his
 from collector.forward.his import SID_CITIZEN_ID, SID_INSURANCE_NUMBER, SID_NATIONAL_ID, Coverage, Visit
 
 from .his_visits import ARRIVED, population_visits
@@ -140,7 +140,7 @@ def test_mask_hides_what_the_his_may_echo() -> None:
         "card DN4797900000001, other card GD4797900000099, BHXH 7900000099, at Số 1 đường Hoa Sen, "
         "Phường 1, Quận 3, Thành phố Hồ Chí Minh: the birthDate is in the future"
     )
-    masked = fhir.mask(text, ONE)
+    masked = his.mask(text, ONE)
     for secret in (
         "NGUYỄN",
         "Nguyen",

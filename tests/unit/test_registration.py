@@ -3,13 +3,14 @@ outbox does with each kind of failure. The connector here is a recording stand-i
 the connectors themselves are tested over real HTTP and MLLP against the fakes of sim/."""
 
 import asyncio
+import datetime
 from pathlib import Path
 
-from collector.forward import jobs
+from collector.forward import fhir, hl7v2, jobs
 from collector.forward.bhxh import BhxhClient
 from collector.forward.breaker import OPEN, CircuitBreaker
 from collector.forward.his import HisRejectedError, HisUnavailableError, Visit
-from collector.forward.registration import RegistrationRunner
+from collector.forward.registration import RegistrationRunner, visit_of
 from collector.forward.runner import InsuranceRunner
 from collector.ingest import purge_personal
 from sim.bhxh import BhxhGateway
@@ -190,3 +191,15 @@ def test_the_outcome_a_job_carries_is_sealed(tmp_path: Path, gateway: BhxhGatewa
     assert person.card.number.encode() not in bytes(payload)
     dump = b"".join(str(row).encode() for row in counter.db.query("SELECT * FROM jobs"))
     assert person.card.number.encode() not in dump and person.cccd.encode() not in dump
+
+
+def test_a_bhyt_card_read_identifies_the_patient_even_without_coverage() -> None:
+    job = jobs.Job(FAC, DEV, 9, jobs.HIS, 0, 0.0, False)
+    fields = {"id": {"bhyt": "DN4797924000001", "name": "Lê Thị Hồng", "dob": "1988", "sex": "F"}}
+    visit = visit_of(job, fields, 1_764_000_000_000, {"insurance": "reject", "coverage": None})
+    assert visit is not None and visit.coverage is None
+    assert (visit.bhyt, visit.card, visit.dob) == ("DN4797924000001", "DN4797924000001", "1988")
+    ids = {(i["system"], i["value"]) for i in fhir.patient(visit)["identifier"]}
+    assert ids == {("http://fhir.ehealth.gov.vn/core/sid/insurance_number", "DN4797924000001")}
+    message = hl7v2.adt_a04(visit, now=datetime.datetime(2026, 11, 22, 8, 0, tzinfo=datetime.UTC))
+    assert "DN4797924000001" in message.split("\rPID|")[1].split("\r")[0]
