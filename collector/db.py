@@ -106,10 +106,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (facility, device))""",
     ),
     # 4: what a job carries to its destination (the HIS job: the insurance outcome, sealed with the
-    # personal-data key) and the destination's reference once done (an Encounter id)
+    # personal-data key), the destination's reference once done (an Encounter id), and whether a
+    # forwarder has taken it (jobs.take)
     (
         "ALTER TABLE jobs ADD COLUMN payload {blob}",
         "ALTER TABLE jobs ADD COLUMN ref TEXT",
+        "ALTER TABLE jobs ADD COLUMN leased INTEGER NOT NULL DEFAULT 0",
     ),
 )
 

@@ -107,16 +107,29 @@ def due(db: Database, kind: str, now: float, limit: int = 100) -> list[Job]:
 
 def take(db: Database, kind: str, now: float, limit: int = 100) -> list[Job]:
     """The due jobs of ``kind``, leased for ``LEASE`` seconds: a job being attempted is not due
-    again (so the next look finds only new work however many are in flight), and after a crash
-    of the collector it is due again when the lease ends. An attempt's end (finish, retry, defer,
-    dead) sets the job's next time itself."""
+    again (so the next look finds only new work however many are in flight); after a crash of
+    the collector it is due again when the lease ends, or at once when the forwarder starts again
+    (``release_leases``). An attempt's end (finish, retry, defer, dead) sets the job's next time
+    itself and ends the lease."""
     with db.transaction() as tx:
         found = due(tx, kind, now, limit)
         tx.executemany(
-            "UPDATE jobs SET next_at = ? WHERE facility = ? AND device = ? AND seq = ? AND kind = ?",
+            "UPDATE jobs SET next_at = ?, leased = 1"
+            " WHERE facility = ? AND device = ? AND seq = ? AND kind = ?",
             [(now + LEASE, j.facility, j.device, j.seq, kind) for j in found],
         )
     return found
+
+
+def release_leases(db: Database, now: float) -> int:
+    """Make every taken job due now: the forwarder starting is the only one (a collector that died
+    left its leases behind). Returns how many. (With several collectors on one store, each would
+    take the others' jobs again: duplicates the destinations absorb, being idempotent.)"""
+    with db.transaction() as tx:
+        cur = tx.execute(
+            "UPDATE jobs SET next_at = ?, leased = 0 WHERE state = ? AND leased = 1", (now, QUEUED)
+        )
+        return int(cur.rowcount)
 
 
 def _update(
@@ -124,7 +137,9 @@ def _update(
 ) -> None:
     with db.transaction() as tx:
         tx.execute(
-            "UPDATE jobs SET " + sql + " WHERE facility = ? AND device = ? AND seq = ? AND kind = ?",
+            "UPDATE jobs SET leased = 0, "
+            + sql
+            + " WHERE facility = ? AND device = ? AND seq = ? AND kind = ?",
             (*params, job.facility, job.device, job.seq, job.kind),
         )
         if follow is not None:

@@ -9,6 +9,7 @@ import asyncio
 import logging
 import ssl
 import threading
+import time
 from collections.abc import Awaitable, Callable
 
 import paho.mqtt.client as mqtt
@@ -16,7 +17,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from collector.config import CollectorConfig
 from collector.db import open_db
-from collector.forward import his
+from collector.forward import his, jobs
 from collector.forward.answer import Answers
 from collector.forward.bhxh import BhxhClient, Officer
 from collector.forward.breaker import CLOSED, CircuitBreaker
@@ -129,6 +130,9 @@ class ForwarderThread(threading.Thread):
     async def _main(self) -> None:
         cfg, b, h = self.cfg, self.cfg.bhxh, self.cfg.his
         db = open_db(cfg.store.url, durable=False)  # job updates: see open_db
+        released = jobs.release_leases(db, time.time())
+        if released:
+            log.info("%d jobs taken before a restart are due again", released)
         keystore = Keystore(load_kek(cfg.store.kek_file))
         closers: list[Callable[[], Awaitable[None]]] = []
         runners: list[InsuranceRunner | RegistrationRunner] = []

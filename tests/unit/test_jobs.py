@@ -117,3 +117,11 @@ def test_taken_jobs_are_leased_and_due_again_when_the_lease_ends(queue) -> None:
     assert [j.seq for j in jobs.take(db, jobs.INSURANCE, 1003.0 + jobs.BACKOFF_FIRST)] == [1]
     # the collector died with 2 and 3 taken: they are due again once their lease is over
     assert [j.seq for j in jobs.take(db, jobs.INSURANCE, 1001.0 + jobs.LEASE)] == [2, 3]
+
+
+def test_a_restarted_forwarder_takes_back_what_a_dead_one_had_taken(queue) -> None:
+    db, _due = queue(3)
+    taken = jobs.take(db, jobs.INSURANCE, 1000.0, limit=2)
+    jobs.retry(db, taken[0], "timeout", 1001.0, max_age=3600)  # its attempt ended: not leased
+    assert jobs.release_leases(db, 1001.5) == 1
+    assert sorted(j.seq for j in jobs.take(db, jobs.INSURANCE, 1001.5)) == [2, 3]  # 1 waits its backoff
