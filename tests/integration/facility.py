@@ -2,6 +2,7 @@
 process, and nodes built from their configuration files alone (docs/PROTOCOL.md).
 """
 
+import datetime
 import json
 import socket
 import sqlite3
@@ -15,7 +16,8 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from cccd import envelope, keys, pseudonym, schema
+from cccd import envelope, keys, pseudonym, qr, schema
+from sim import citizens
 from tools import provision
 from tools.collectorproc import CollectorProcess
 from tools.mosquitto import Mosquitto
@@ -55,6 +57,15 @@ class Site:
         """Until the collector's session has its subscriptions: before that the broker keeps
         nothing for it (a facility starts its collector before provisioning nodes)."""
         self.collector.wait_subscribed(count)
+
+    def configure(self, text: str) -> None:
+        """Append sections to the collector's settings (before it starts)."""
+        with (self.home.path / "collector.toml").open("a", encoding="utf-8") as f:
+            f.write("\n" + text)
+
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with sqlite3.connect(self.home.path / "collector.db", timeout=10) as conn:
+            return conn.execute(sql, params).fetchall()
 
     def kill_collector(self) -> None:
         self.collector.kill()
@@ -130,8 +141,21 @@ class Node:
             self.keys.up_key, self.keys.up_iv, self.cfg["device"].encode(), seq, self.topic, payload
         )
 
-    def publish(self, seq: int) -> None:
-        info = self.client.publish(self.topic, self.read(seq), qos=1)  # not under our lock (paho's order)
+    def read_of(self, person: citizens.Citizen, seq: int, today: datetime.date) -> bytes:
+        """The sealed read of scanning ``person``'s own document (CCCD or Căn cước QR)."""
+        scan = qr.parse(citizens.qr_bytes(person, person.doc), now=(today.year, today.month, today.day))
+        pid = pseudonym.pid(bytes.fromhex(self.cfg["pseudonym_secret"]), cccd=scan.ident["cccd"])
+        payload = schema.encode(
+            "read", schema.read(seq, 1795000000000 + seq, "ntp", "qr", scan.doc, pid, scan.ident)
+        )
+        return envelope.seal(
+            self.keys.up_key, self.keys.up_iv, self.cfg["device"].encode(), seq, self.topic, payload
+        )
+
+    def publish(self, seq: int, payload: bytes | None = None) -> None:
+        """Publish a read at QoS 1 (``payload``, or the fixed read of ``seq``) and note its PUBACK."""
+        data = self.read(seq) if payload is None else payload
+        info = self.client.publish(self.topic, data, qos=1)  # not under our lock (paho's order)
         with self.lock:
             if info.mid in self.early:
                 self.early.discard(info.mid)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from facility import Node, Site
 
-from cccd import envelope, pseudonym, qr, schema
+from cccd import envelope, schema
 from sim import citizens
 from sim.bhxh import BhxhGateway
 
@@ -20,12 +20,11 @@ TODAY = datetime.date.today()
 OFFICER = ("Phạm Thị Hoa", "001185000123")  # synthetic
 
 
-def _configure_bhxh(site: Site, gw: BhxhGateway) -> None:
-    with (site.home.path / "collector.toml").open("a", encoding="utf-8") as f:
-        f.write(
-            f'\n[bhxh]\nurl = "{gw.url}"\nusername = "bv"\npassword = "pw"\n'
-            f'officer_name = "{OFFICER[0]}"\nofficer_cccd = "{OFFICER[1]}"\npending_after = 0.2\n'
-        )
+def bhxh_section(gw: BhxhGateway, pending_after: float = 0.2) -> str:
+    return (
+        f'[bhxh]\nurl = "{gw.url}"\nusername = "bv"\npassword = "pw"\n'
+        f'officer_name = "{OFFICER[0]}"\nofficer_cccd = "{OFFICER[1]}"\npending_after = {pending_after}\n'
+    )
 
 
 def _listen(node: Node) -> "queue.Queue[tuple[int, dict[str, Any]]]":
@@ -43,15 +42,6 @@ def _listen(node: Node) -> "queue.Queue[tuple[int, dict[str, Any]]]":
     return results
 
 
-def _read(node: Node, c: citizens.Citizen, seq: int) -> bytes:
-    scan = qr.parse(citizens.qr_bytes(c, c.doc), now=(TODAY.year, TODAY.month, TODAY.day))
-    pid = pseudonym.pid(bytes.fromhex(node.cfg["pseudonym_secret"]), cccd=scan.ident["cccd"])
-    payload = schema.encode("read", schema.read(seq, 1, "ntp", "qr", scan.doc, pid, scan.ident))
-    return envelope.seal(
-        node.keys.up_key, node.keys.up_iv, node.cfg["device"].encode(), seq, node.topic, payload
-    )
-
-
 def test_the_counter_gets_pending_then_the_insurance_answer(tmp_path: Path) -> None:
     people = citizens.population(40, seed=11, today=TODAY)
     insured = next(c for c in people if c.insurance == "valid")
@@ -60,24 +50,24 @@ def test_the_counter_gets_pending_then_the_insurance_answer(tmp_path: Path) -> N
     gw.start()
     site = Site(tmp_path)
     try:
-        _configure_bhxh(site, gw)
+        site.configure(bhxh_section(gw))
         site.start_collector()
         site.wait_subscribed()
         node = Node(site.node, site.ca)
         node.connect()
         results = _listen(node)
 
-        node.publish_raw("read", _read(node, insured, 1))
+        node.publish_raw("read", node.read_of(insured, 1, TODAY))
         piv, first = results.get(timeout=20)
         assert (first["seq"], first["status"], first["code"]) == (1, "ok", "000")
 
-        node.publish_raw("read", _read(node, unknown, 2))
+        node.publish_raw("read", node.read_of(unknown, 2, TODAY))
         _piv, second = results.get(timeout=20)
         assert (second["seq"], second["status"], second["code"]) == (2, "reject", "050")
         assert str(second["text"]).endswith("BHYT + giấy tờ")
 
         gw.set_latency(1.0)
-        node.publish_raw("read", _read(node, insured, 3))
+        node.publish_raw("read", node.read_of(insured, 3, TODAY))
         piv3, pending = results.get(timeout=20)
         piv4, final = results.get(timeout=20)
         assert (pending["seq"], pending["status"]) == (3, "pending")
