@@ -69,7 +69,11 @@ class WorkerStore:
         ctx = multiprocessing.get_context("spawn")
         self._conn, child = ctx.Pipe()
         self._proc = ctx.Process(
-            target=_worker_main, args=(cfg, child), name="cccd-ingest-worker", daemon=True
+            # not a daemon: it starts the forwarders' process; it ends when our end of the pipe closes
+            target=_worker_main,
+            args=(cfg, child),
+            name="cccd-ingest-worker",
+            daemon=False,
         )
         self._proc.start()
         child.close()
@@ -126,10 +130,14 @@ def _worker_main(cfg: CollectorConfig, conn: multiprocessing.connection.Connecti
         return
     forwarders = None
     if cfg.bhxh is not None or cfg.his is not None:
-        from collector.forward.service import ForwarderThread  # noqa: PLC0415
+        from collector.forward.service import ForwarderProcess  # noqa: PLC0415
 
-        forwarders = ForwarderThread(cfg, parts.metrics)
-        forwarders.start()
+        try:
+            forwarders = ForwarderProcess(cfg, parts.metrics).start()
+        except Exception as exc:
+            conn.send(("failed", f"{type(exc).__name__}: {exc}"))
+            parts.db.close()
+            return
     conn.send(("ready",))
     next_purge = 0.0
     try:
@@ -145,6 +153,7 @@ def _worker_main(cfg: CollectorConfig, conn: multiprocessing.connection.Connecti
                     parts.tracker.tick(now)
                 parts.tracker.snapshot(now)
                 if forwarders is not None:
+                    forwarders.check()
                     for kind in jobs.KINDS:
                         parts.metrics.jobs(kind, jobs.counts(parts.db, kind))
                 if now >= next_purge:

@@ -33,7 +33,7 @@ def _phase(
     latency: tuple[float, float],
     say: Callable[[str], None],
 ) -> dict[str, Any]:
-    demo = Demo(nodes, rate / nodes, latency[1], lambda _m: None, gateway_process=latency)
+    demo = Demo(nodes, rate / nodes, latency, lambda _m: None, fakes_apart=True)
     try:
         low, high = latency
         say(f"{name}: {nodes} nodes, {rate:g} reads/s for {seconds:g} s, gateway {low:g}–{high:g} s")

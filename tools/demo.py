@@ -1,14 +1,15 @@
 """``cccd-edge demo``: the whole facility side on this machine, with a live view.
 
 It provisions a facility home in a temporary directory, starts the production Mosquitto
-configuration on a free local port, the fake BHXH gateway (synthetic citizens), the collector
-process with the insurance check on, and virtual reader nodes that scan citizens' cards. Every
-second it shows reads accepted by the nodes, stored by the collector, answered at the counter,
-and the nodes online. Ctrl-C (or ``--duration``) stops everything and prints a summary that
-reconciles the nodes' ground truth with the store: reads lost must be 0.
+configuration on a free local port, the fake BHXH gateway (synthetic citizens), the fake HIS (a
+FHIR R4 server), the collector process with the insurance check and the HIS registration on, and
+virtual reader nodes that scan citizens' cards. Every second it shows reads accepted by the nodes,
+stored by the collector, answered at the counter, registered in the HIS, and the nodes online.
+Ctrl-C (or ``--duration``) stops everything and prints a summary that reconciles the nodes'
+ground truth with the store and the HIS: reads lost must be 0, visits registered twice 0.
 
-Not yet in the demo (later issues): the HIS registration, the dashboard, several facilities,
-faults on demand, the embedded broker for machines without Mosquitto.
+Not yet in the demo (later issues): the dashboard, several facilities, faults on demand, the
+embedded broker for machines without Mosquitto.
 """
 
 import datetime
@@ -23,8 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from collector import fleet
+from collector.forward.fhir import SID_VISIT
 from sim import citizens
 from sim.bhxh import BhxhGateway
+from sim.his import FhirHis
 from sim.nodes import VirtualNode
 from tools import provision
 from tools.collectorproc import CollectorProcess, CollectorStartError
@@ -33,6 +36,7 @@ from tools.simproc import SimProcess, SimStartError
 
 FACILITY = "38001"
 OFFICER = ("Phạm Thị Hoa", "001185000123")  # synthetic
+HIS_LATENCY = "0.02-0.2"  # seconds the fake HIS takes to answer
 
 Say = Callable[[str], None]
 
@@ -55,19 +59,17 @@ class Tally:
     pending: int = 0
     online: int = 0
     duplicates: int = 0
+    registered: int = 0  # visits in the HIS
+    registered_twice: int = 0  # visits the HIS holds more than once (must stay 0)
 
 
 class Demo:
     def __init__(
-        self,
-        nodes: int,
-        rate: float,
-        latency: float,
-        say: Say,
-        gateway_process: tuple[float, float] | None = None,
+        self, nodes: int, rate: float, latency: tuple[float, float], say: Say, fakes_apart: bool = False
     ) -> None:
-        """``gateway_process``: run the fake gateway as a child process with this latency (min,
-        max seconds) instead of in this process (benchmarks: see tools/simproc.py)."""
+        """``latency``: the fake gateway's answer time, (min, max) seconds. ``fakes_apart``: run the
+        fake gateway and HIS as child processes instead of threads of this one (benchmarks: see
+        tools/simproc.py)."""
         if not shutil.which(MOSQUITTO) and not Path(MOSQUITTO).exists():
             raise DemoError(
                 "Mosquitto is not installed: run `make demo` (it installs it) or apt-get install mosquitto"
@@ -75,33 +77,32 @@ class Demo:
         self.say = say
         self.base = Path(tempfile.mkdtemp(prefix="cccd-demo-"))
         self.today = datetime.date.today()
-        self.people = citizens.population(500, seed=2026, today=self.today)
+        self.people = citizens.population(500, seed=2026, today=self.today)  # as `sim bhxh` makes them
+        self.his_db = self.base / "his.db"
         self.gateway: BhxhGateway | None = None
-        self.gateway_proc: SimProcess | None = None
-        if gateway_process is None:
-            self.gateway = BhxhGateway(
-                self.people, username="bv", password="demo", officers=[OFFICER], latency=(0.0, latency)
-            )
+        self.his: FhirHis | None = None
+        self.apart: list[SimProcess] = []
+        if fakes_apart:
+            low, high = latency
+            self.apart = [
+                SimProcess(
+                    [
+                        *("bhxh", "--username", "bv", "--password", "demo", "--citizens", "500"),
+                        *("--seed", "2026", "--officer", f"{OFFICER[0]}={OFFICER[1]}"),
+                        *("--latency", f"{low:g}-{high:g}"),
+                    ],
+                    self.base / "gateway.log",
+                ),
+                SimProcess(
+                    ["his", "--db", str(self.his_db), "--latency", HIS_LATENCY], self.base / "his.log"
+                ),
+            ]
         else:
-            low, high = gateway_process
-            self.gateway_proc = SimProcess(
-                # the same synthetic people as the nodes': 500 of seed 2026, as of today
-                [
-                    *(
-                        "bhxh",
-                        "--username",
-                        "bv",
-                        "--password",
-                        "demo",
-                        "--citizens",
-                        "500",
-                        "--seed",
-                        "2026",
-                    ),
-                    *("--officer", f"{OFFICER[0]}={OFFICER[1]}", "--latency", f"{low:g}-{high:g}"),
-                ],
-                self.base / "gateway.log",
+            self.gateway = BhxhGateway(
+                self.people, username="bv", password="demo", officers=[OFFICER], latency=latency
             )
+            low_text, _, high_text = HIS_LATENCY.partition("-")
+            self.his = FhirHis(db=str(self.his_db), latency=(float(low_text), float(high_text)))
         port = _free_port()
         self.metrics_port = _free_port()
         say("provisioning a facility home, the broker's certificates and accounts")
@@ -125,21 +126,20 @@ class Demo:
         self.rate = rate
 
     def start(self) -> None:
-        self.say("starting Mosquitto (TLS, passwords, ACL) and the fake BHXH gateway")
+        self.say("starting Mosquitto (TLS, passwords, ACL), the fake BHXH gateway and the fake HIS")
         self.broker.start()
-        if self.gateway is not None:
-            self.gateway.start()
-            url = self.gateway.url
+        if self.gateway is not None and self.his is not None:
+            gateway_url, his_url = self.gateway.start().url, self.his.start().url
         else:
-            assert self.gateway_proc is not None
             try:
-                url = self.gateway_proc.start().url
+                gateway_url, his_url = (proc.start().url for proc in self.apart)
             except SimStartError as exc:
                 raise DemoError(str(exc)) from None
         with (self.home.path / "collector.toml").open("a", encoding="utf-8") as f:
             f.write(
-                f'\n[bhxh]\nurl = "{url}"\nusername = "bv"\npassword = "demo"\n'
+                f'\n[bhxh]\nurl = "{gateway_url}"\nusername = "bv"\npassword = "demo"\n'
                 f'officer_name = "{OFFICER[0]}"\nofficer_cccd = "{OFFICER[1]}"\n'
+                f'\n[his]\nprotocol = "fhir"\nurl = "{his_url}"\n'
             )
         self.say("starting the collector")
         try:
@@ -174,6 +174,15 @@ class Demo:
             rows = []
         states = [fleet.DeviceState.from_dict(json.loads(body)).state for (body,) in rows]
         t.online = states.count(fleet.ONLINE)
+        try:  # the fake HIS's own store: the visits it holds, by the visit identifier
+            with sqlite3.connect(self.his_db, timeout=5) as db:
+                keys = db.execute(
+                    "SELECT value FROM ident WHERE type = 'Encounter' AND system = ?", (SID_VISIT,)
+                ).fetchall()
+        except sqlite3.Error:
+            keys = []
+        t.registered = len(set(keys))
+        t.registered_twice = len(keys) - t.registered
         return t
 
     def drain(self, timeout: float = 20.0) -> None:
@@ -182,7 +191,8 @@ class Demo:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             t = self.tally()
-            if t.stored >= t.accepted and all(not n.unanswered() for n in self.nodes):
+            answered = all(not n.unanswered() for n in self.nodes)
+            if t.stored >= t.accepted and answered and t.registered >= t.stored:
                 return
             time.sleep(0.25)
 
@@ -192,8 +202,10 @@ class Demo:
         self.collector.stop()
         if self.gateway is not None:
             self.gateway.stop()
-        if self.gateway_proc is not None:
-            self.gateway_proc.stop()
+        if self.his is not None:
+            self.his.close()
+        for proc in self.apart:
+            proc.stop()
         self.broker.stop()
         shutil.rmtree(self.base, ignore_errors=True)
 
@@ -201,7 +213,7 @@ class Demo:
 def run(
     nodes: int, rate: float, duration: float | None, latency: float, say: Say, show: Callable[[str], None]
 ) -> int:
-    demo = Demo(nodes, rate, latency, say)
+    demo = Demo(nodes, rate, (0.0, latency), say)
     started = time.monotonic()
     try:
         demo.start()
@@ -210,7 +222,8 @@ def run(
             t = demo.tally()
             show(
                 f"{time.monotonic() - started:6.0f} s  accepted {t.accepted:6d}  stored {t.stored:6d}  "
-                f"answered {t.answered:6d}  pending {t.pending:4d}  nodes online {t.online:3d}/{nodes}"
+                f"answered {t.answered:6d}  pending {t.pending:4d}  in the HIS {t.registered:6d}  "
+                f"nodes online {t.online:3d}/{nodes}"
             )
             time.sleep(1.0)
     except KeyboardInterrupt:
@@ -224,9 +237,9 @@ def run(
             unanswered = sum(len(n.unanswered()) for n in demo.nodes)
             say(
                 f"summary: reads accepted by the nodes {t.accepted}, stored {t.stored}, answered at the "
-                f"counter {t.answered} ({unanswered} without a final answer), lost {lost}; "
-                f"registered in the HIS: not built yet"
+                f"counter {t.answered} ({unanswered} without a final answer), registered in the HIS "
+                f"{t.registered} (twice: {t.registered_twice}), lost {lost}"
             )
         finally:
             demo.stop()
-    return 0 if lost == 0 else 1
+    return 0 if lost == 0 and t.registered_twice == 0 else 1

@@ -43,13 +43,14 @@ def test_demo_runs_and_loses_nothing() -> None:
     assert out.returncode == 0, out.stdout + out.stderr
     summary = re.search(
         r"accepted by the nodes (\d+), stored (\d+), answered at the counter (\d+) "
-        r"\((\d+) without a final answer\), lost (\d+)",
+        r"\((\d+) without a final answer\), registered in the HIS (\d+) \(twice: (\d+)\), lost (\d+)",
         out.stdout,
     )
     assert summary, out.stdout
-    accepted, stored, answered, unanswered, lost = map(int, summary.groups())
+    accepted, stored, answered, unanswered, registered, twice, lost = map(int, summary.groups())
     assert accepted > 0 and stored == accepted and lost == 0
     assert answered == accepted and unanswered == 0
+    assert registered == accepted and twice == 0
     assert (
         "cccd-demo-" not in subprocess.run(["ps", "ax"], capture_output=True, text=True, check=False).stdout
     )
