@@ -15,14 +15,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from sim.hall import percentile
 from tools.demo import Demo
-
-
-def _percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def _phase(
@@ -40,26 +34,18 @@ def _phase(
         demo.start()
         time.sleep(seconds)
         demo.drain(timeout=30)
-        first: list[float] = []
-        final: list[float] = []
-        reads = 0
-        for node in demo.nodes:
-            for seq, sent in node.sent_at.items():
-                reads += 1
-                answers = node.answered_at.get(seq, [])
-                if answers:
-                    first.append(answers[0][1] - sent)
-                done = [t for status, t in answers if status != "pending"]
-                if done:
-                    final.append(done[0] - sent)
+        assert demo.hall is not None
+        hall = demo.hall
+        first, final = hall.call(hall.truth.latencies)
+        reads = hall.tally()["accepted"]
         return {
             "phase": name,
             "reads": reads,
             "answered": len(final),
-            "first_p50_ms": round(1000 * _percentile(first, 0.5), 1),
-            "first_p99_ms": round(1000 * _percentile(first, 0.99), 1),
-            "final_p50_ms": round(1000 * _percentile(final, 0.5), 1),
-            "final_p99_ms": round(1000 * _percentile(final, 0.99), 1),
+            "first_p50_ms": round(1000 * percentile(first, 0.5), 1),
+            "first_p99_ms": round(1000 * percentile(first, 0.99), 1),
+            "final_p50_ms": round(1000 * percentile(final, 0.5), 1),
+            "final_p99_ms": round(1000 * percentile(final, 0.99), 1),
             "final_mean_ms": round(1000 * statistics.fmean(final), 1) if final else None,
         }
     finally:

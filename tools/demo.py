@@ -27,8 +27,8 @@ from collector import fleet
 from collector.forward.fhir import SID_VISIT
 from sim import citizens
 from sim.bhxh import BhxhGateway
+from sim.hall import Hall, HallSettings
 from sim.his import FhirHis
-from sim.nodes import VirtualNode
 from tools import provision
 from tools.collectorproc import CollectorProcess, CollectorStartError
 from tools.mosquitto import MOSQUITTO, Mosquitto
@@ -122,7 +122,7 @@ class Demo:
             log=self.home.path / "broker" / "mosquitto.log",
         )
         self.collector = CollectorProcess(self.home.path / "collector.toml", self.base / "collector.log")
-        self.nodes: list[VirtualNode] = []
+        self.hall: Hall | None = None
         self.rate = rate
 
     def start(self) -> None:
@@ -147,22 +147,15 @@ class Demo:
         except CollectorStartError as exc:
             raise DemoError(str(exc)) from None
         self.say(f"starting {len(self.configs)} virtual reader nodes")
-        state = self.base / "nodes"
-        state.mkdir()
-        for i, path in enumerate(self.configs):
-            cfg = json.loads(path.read_text("utf-8"))
-            self.nodes.append(
-                VirtualNode(cfg, state, self.people, rate=self.rate, heartbeat=5.0, seed=i).start()
-            )
+        configs = [json.loads(path.read_text("utf-8")) for path in self.configs]
+        settings = HallSettings(peak=self.rate * 3600.0, heartbeat=5.0)
+        self.hall = Hall(configs, self.people, self.base / "truth.db", settings).start()
 
     def tally(self) -> Tally:
-        t = Tally(accepted=sum(len(n.accepted) for n in self.nodes))
-        final = pending = 0
-        for n in self.nodes:
-            with n.lock:  # the node's MQTT thread adds answers meanwhile
-                final += sum(1 for answers in n.answers.values() for a in answers if a != "pending")
-                pending += sum(1 for s in n.accepted if n.answers.get(s) == ["pending"])
-        t.answered, t.pending = final, pending
+        t = Tally()
+        if self.hall is not None:
+            truth = self.hall.tally()
+            t.accepted, t.answered, t.pending = truth["accepted"], truth["answered"], truth["pending"]
         try:
             with sqlite3.connect(self.home.path / "collector.db", timeout=5) as db:
                 t.stored = int(db.execute("SELECT COUNT(*) FROM reads").fetchone()[0])
@@ -186,19 +179,19 @@ class Demo:
         return t
 
     def drain(self, timeout: float = 20.0) -> None:
-        for node in self.nodes:
-            node.rate = 0.0
+        if self.hall is None:
+            return
+        self.hall.pause()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             t = self.tally()
-            answered = all(not n.unanswered() for n in self.nodes)
-            if t.stored >= t.accepted and answered and t.registered >= t.stored:
+            if t.stored >= t.accepted and t.answered >= t.accepted and t.registered >= t.stored:
                 return
             time.sleep(0.25)
 
     def stop(self) -> None:
-        for node in self.nodes:
-            node.stop()
+        if self.hall is not None:
+            self.hall.stop()
         self.collector.stop()
         if self.gateway is not None:
             self.gateway.stop()
@@ -230,11 +223,11 @@ def run(
         say("stopping")
     finally:
         try:
-            if demo.nodes:
+            if demo.hall is not None:
                 demo.drain()
             t = demo.tally()
             lost = max(0, t.accepted - t.stored)
-            unanswered = sum(len(n.unanswered()) for n in demo.nodes)
+            unanswered = t.accepted - t.answered
             say(
                 f"summary: reads accepted by the nodes {t.accepted}, stored {t.stored}, answered at the "
                 f"counter {t.answered} ({unanswered} without a final answer), registered in the HIS "

@@ -177,7 +177,9 @@ class ForwarderProcess:
         deadline = time.monotonic() + wait
         while wait and not self._apply(until_ready=True):
             if time.monotonic() > deadline or not self._proc.is_alive():
-                raise ForwarderStartError(f"the forwarders did not start (exit code {self._proc.exitcode})")
+                code = self._proc.exitcode
+                self.stop()  # never leave a half-started process behind
+                raise ForwarderStartError(f"the forwarders did not start (exit code {code})")
             events.poll(0.1)
         return self
 
@@ -223,10 +225,10 @@ class ForwarderProcess:
 def _forwarders_main(
     cfg: CollectorConfig, events: multiprocessing.connection.Connection, stopping: Any
 ) -> None:
-    # The worker decides when to stop: a Ctrl-C or SIGTERM to the whole group must not end a check
-    # mid-way (its Result could be sent without the job being recorded: sent twice, not lost).
+    # The worker decides when to stop: a Ctrl-C to the whole group must not end a check mid-way.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # SIGTERM (the worker's exit, or a service manager's to the group): stop after this round
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: stopping.set())
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         sink = MetricEvents(events)

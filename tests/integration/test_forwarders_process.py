@@ -65,6 +65,10 @@ def test_alerts_reach_the_metrics_and_a_killed_forwarder_comes_back(tmp_path: Pa
         node.publish(2, node.read_of(insured[1], 2, TODAY))
         wait(lambda: 'cccd_bhxh_alerts_total{code="054"} 2.0' in metrics(site), 30, "the second check")
         assert "the forwarders stopped" in site.collector.output()
+        (restarted,) = children(worker)
+        site.stop()  # SIGTERM to the collector: its worker and forwarders end with it
+        wait(lambda: not Path(f"/proc/{restarted}").exists(), 20, "the forwarders gone")
+        wait(lambda: not Path(f"/proc/{worker}").exists(), 20, "the worker gone")
     finally:
         node.close()
         site.stop()
