@@ -189,8 +189,9 @@ class Database:
             self.conn.close()
 
 
-def open_db(url: str, *, durable: bool = True) -> Database:
-    """Open (and migrate) the store named by ``url``.
+def open_db(url: str, *, durable: bool = True, create: bool = True) -> Database:
+    """Open (and migrate) the store named by ``url``; ``create=False`` refuses a SQLite file that
+    does not exist yet (a command that only reads the store must not make an empty one).
 
     ``durable=False`` is for connections whose commits may be lost to a power cut (not to a crash
     of the process) because losing them only repeats work: the forwarders' job updates. A lost
@@ -201,6 +202,8 @@ def open_db(url: str, *, durable: bool = True) -> Database:
     if url.startswith(("postgresql://", "postgres://")):
         return _open_postgres(url, durable)
     path = url[len("sqlite:///") :] if url.startswith("sqlite:///") else url
+    if not create and path != ":memory:" and not Path(path).is_file():
+        raise DatabaseError(f"the SQLite store {path} does not exist")
     db = Database(_open_sqlite(path, durable), "sqlite", (sqlite3.Error,))
     db.migrate()
     return db

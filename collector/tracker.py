@@ -22,7 +22,10 @@ from collector.ingest import REJECTED, STORED, Outcome
 from collector.metrics import Metrics
 from collector.registry import Registry
 
-KEEP_HISTORY = 40 * 86400.0  # closed intervals kept in memory: this month and the last
+# Closed intervals kept (in memory and in presence_state): this month and all of the last (two
+# months are at most 62 days), whose report is due by the 15th (seed 000); 40 days lost its first
+# days by then.
+KEEP_HISTORY = 62 * 86400.0
 
 
 class FleetTracker:
