@@ -113,6 +113,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE jobs ADD COLUMN ref TEXT",
         "ALTER TABLE jobs ADD COLUMN leased INTEGER NOT NULL DEFAULT 0",
     ),
+    # 5: the dashboard's users (collector/web): a name and an scrypt hash of the password
+    (
+        """CREATE TABLE web_users (
+            name TEXT PRIMARY KEY,
+            password TEXT NOT NULL,
+            created {real} NOT NULL)""",
+    ),
 )
 
 _TYPES = {

@@ -747,6 +747,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_provision(sub)
     _add_sim(sub)
+    from tools import webcmd  # the dashboard's commands: web run, web user add/list/remove
+
+    webcmd.add_parser(sub, sys.modules[__name__])
 
     col = sub.add_parser("collector", help="the facility server's collector").add_subparsers(
         dest="collector_command", metavar="ACTION", parser_class=_Parser
