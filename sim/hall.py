@@ -578,7 +578,7 @@ class HallSettings:
     seed: int = 0
     habits: NodeHabits = field(default_factory=NodeHabits)
     outbox_max: int = OUTBOX_MAX
-    faults: dict[str, list[Fault]] = field(default_factory=dict)  # device (or "*") -> faults
+    faults: dict[str, list[Fault]] = field(default_factory=dict)  # "facility/device" or "*" -> faults
 
 
 class Hall:
@@ -673,7 +673,12 @@ class Hall:
     # faults (by index or device id)
 
     def _index(self, device: str) -> int:
-        return next(i for i, n in enumerate(self.nodes) if n.device == device)
+        """The node named ``facility/device``, or ``device`` alone when it is unique."""
+        facility, _, name = device.rpartition("/")
+        found = [i for i, n in enumerate(self.nodes) if n.device == name and facility in ("", n.facility)]
+        if len(found) != 1:
+            raise KeyError(f"{device}: {'no such node' if not found else 'name the facility too'}")
+        return found[0]
 
     def link_down(self, device: str) -> None:
         """Wi-Fi gone (or the broker unreachable): the node keeps scanning into its outbox."""

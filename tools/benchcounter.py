@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sim.hall import percentile
+from sim.scenario import Scenario
 from tools.demo import Demo
 
 
@@ -27,7 +28,8 @@ def _phase(
     latency: tuple[float, float],
     say: Callable[[str], None],
 ) -> dict[str, Any]:
-    demo = Demo(nodes, rate / nodes, latency, lambda _m: None, fakes_apart=True)
+    scenario = Scenario(nodes=nodes, peak=rate / nodes * 3600.0, gateway_latency=latency)
+    demo = Demo(scenario, lambda _m: None, fakes_apart=True)
     try:
         low, high = latency
         say(f"{name}: {nodes} nodes, {rate:g} reads/s for {seconds:g} s, gateway {low:g}–{high:g} s")

@@ -203,6 +203,7 @@ def _progress(message: str) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from sim.scenario import Scenario
     from tools import demo
 
     live = sys.stdout.isatty() and args.duration is None
@@ -223,10 +224,61 @@ def _demo(args: argparse.Namespace) -> int:
         raise KeyboardInterrupt  # SIGTERM ends the demo as Ctrl-C does: every child is stopped
 
     signal.signal(signal.SIGTERM, on_term)
+    if args.facilities < 1 or args.nodes < 1 or args.rate <= 0 or args.latency < 0:
+        raise CommandError(
+            "cannot start the demo", "--facilities, --nodes and --rate must be positive", code=EXIT_USAGE
+        )
+    scenario = Scenario(
+        facilities=args.facilities,
+        nodes=args.nodes,
+        peak=args.rate * 3600.0,
+        gateway_latency=(0.0, args.latency),
+    )
     try:
-        return demo.run(args.nodes, args.rate, args.duration, args.latency, say, show)
+        return demo.run(scenario, say, show, args.duration)
     except demo.DemoError as exc:
         raise CommandError("cannot start the demo", str(exc)) from None
+
+
+def _sim_run(args: argparse.Namespace) -> int:
+    from sim import scenario as scenarios
+    from tools import demo
+
+    what = "cannot run the simulation"
+    try:
+        sc = scenarios.load(args.scenario) if args.scenario else scenarios.Scenario()
+        for key in ("facilities", "nodes", "speed", "peak", "seed", "shape"):
+            if getattr(args, key) is not None:
+                setattr(sc, key, getattr(args, key))
+        if args.duration is not None:
+            sc.duration = scenarios.duration(args.duration, "--duration")
+        if args.start is not None:
+            scenarios.clock_minutes(args.start, "--start")
+            sc.start = args.start
+    except scenarios.ScenarioError as exc:
+        raise CommandError(what, str(exc), "fix the scenario or the options", code=EXIT_USAGE) from None
+    if sc.facilities < 1 or sc.nodes < 1 or sc.speed <= 0 or sc.peak < 0:
+        raise CommandError(what, "--facilities, --nodes and --speed must be positive", code=EXIT_USAGE)
+    if sc.duration is None:
+        sc.duration = 3600.0  # an hour of simulated time unless told otherwise
+
+    def say(line: str) -> None:
+        sys.stdout.write("cccd-edge sim run: " + line + "\n")
+        sys.stdout.flush()
+
+    def show(line: str) -> None:
+        if int(line.split(maxsplit=1)[0]) % 5 == 0:
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+
+    def on_term(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    try:
+        return demo.run(sc, say, show)
+    except demo.DemoError as exc:
+        raise CommandError(what, str(exc)) from None
 
 
 # --- collector ----------------------------------------------------------------------------------
@@ -609,6 +661,25 @@ def _add_sim(sub: Any) -> None:
     )
     sim.required = True
     p = sim.add_parser(
+        "run",
+        help="a simulated reception day: facilities, nodes, traffic, faults; then a reconciliation",
+        description="Run facilities (a broker and collector each), the fake BHXH gateway and HIS, and "
+        "simulated reader nodes with the traffic and faults of a scenario file (sim/scenario.py), at "
+        "--speed times real time; at the end, reconcile what the nodes accepted with what the "
+        "collectors stored and the HIS registered. Exit status 1 if a read was lost or a visit "
+        "registered twice.",
+    )
+    p.add_argument("--scenario", metavar="FILE", help="a scenario TOML file (options below override it)")
+    p.add_argument("--facilities", type=int, help="facilities (default 1)")
+    p.add_argument("--nodes", type=int, help="reader nodes per facility (default 20)")
+    p.add_argument("--speed", type=float, help="simulated seconds per real second (default 1)")
+    p.add_argument("--duration", help='simulated time to run, e.g. "2h" (default 1h)')
+    p.add_argument("--start", help='simulated local start time, e.g. "07:00" (default: now)')
+    p.add_argument("--shape", choices=("flat", "morning"), help="traffic over the day (default flat)")
+    p.add_argument("--peak", type=float, help="patients per counter per simulated hour at the peak")
+    p.add_argument("--seed", type=int, help="seed of the run's randomness")
+    p.set_defaults(handler=_sim_run)
+    p = sim.add_parser(
         "bhxh",
         help="a fake BHXH gateway (token + KQNhanLichSuKCB2024) over synthetic citizens",
         description="Serve a fake of the BHXH assessment gateway, speaking the real API, backed by "
@@ -813,11 +884,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "demo",
         help="run the whole system locally with a live view",
-        description="Provision a facility in a temporary directory and run Mosquitto, the collector, "
-        "the fake BHXH gateway and virtual reader nodes, with a live view; Ctrl-C or --duration ends "
-        "it with a summary (exit status 1 if any accepted read was lost).",
+        description="Provision facilities in a temporary directory and run Mosquitto and the collector "
+        "of each, the fake BHXH gateway and HIS, and simulated reader nodes, with a live view; Ctrl-C "
+        "or --duration ends it with a summary (exit status 1 if an accepted read was lost or a visit "
+        "registered twice).",
     )
-    p.add_argument("--nodes", type=int, default=20, help="virtual reader nodes (default 20)")
+    p.add_argument("--facilities", type=int, default=2, help="facilities, a broker and collector each (2)")
+    p.add_argument("--nodes", type=int, default=10, help="virtual reader nodes per facility (default 10)")
     p.add_argument("--rate", type=float, default=0.5, help="scans per second per node (default 0.5)")
     p.add_argument("--duration", type=float, help="seconds to run, without the live view; then a summary")
     p.add_argument("--latency", type=float, default=1.0, help="the fake gateway's longest answer time, s")

@@ -1,15 +1,18 @@
 """``cccd-edge demo``: the whole facility side on this machine, with a live view.
 
-It provisions a facility home in a temporary directory, starts the production Mosquitto
-configuration on a free local port, the fake BHXH gateway (synthetic citizens), the fake HIS (a
-FHIR R4 server), the collector process with the insurance check and the HIS registration on, and
-virtual reader nodes that scan citizens' cards. Every second it shows reads accepted by the nodes,
-stored by the collector, answered at the counter, registered in the HIS, and the nodes online.
-Ctrl-C (or ``--duration``) stops everything and prints a summary that reconciles the nodes'
-ground truth with the store and the HIS: reads lost must be 0, visits registered twice 0.
+For each facility of the scenario (``sim/scenario.py``; the demo's default is 2 facilities of 10
+nodes) it provisions a facility home in a temporary directory and starts the production Mosquitto
+configuration on a free local port and that facility's collector, with the insurance check and
+the HIS registration on; the fake BHXH gateway (synthetic citizens) and the fake HIS (a FHIR R4
+server) serve every facility, as the real ones do; the simulator's nodes (``sim/hall.py``) scan
+citizens' cards. Every second it shows reads accepted by the nodes, stored by the collectors,
+answered at the counter, registered in the HIS, and the nodes online. Ctrl-C (or the duration)
+stops everything and prints a summary that reconciles the nodes' ground truth with the stores and
+the HIS: reads lost must be 0, visits registered twice 0. ``cccd-edge sim run`` is the same run
+without the live view, from a scenario file, with faults.
 
-Not yet in the demo (later issues): the dashboard, several facilities, faults on demand, the
-embedded broker for machines without Mosquitto.
+Not yet (later issues): the dashboard in the demo, the embedded broker for machines without
+Mosquitto.
 """
 
 import datetime
@@ -27,14 +30,14 @@ from collector import fleet
 from collector.forward.fhir import SID_VISIT
 from sim import citizens
 from sim.bhxh import BhxhGateway
-from sim.hall import Hall, HallSettings
+from sim.hall import VIETNAM, Hall
 from sim.his import FhirHis
+from sim.scenario import Scenario
 from tools import provision
 from tools.collectorproc import CollectorProcess, CollectorStartError
 from tools.mosquitto import MOSQUITTO, Mosquitto
 from tools.simproc import SimProcess, SimStartError
 
-FACILITY = "38001"
 OFFICER = ("Phạm Thị Hoa", "001185000123")  # synthetic
 HIS_LATENCY = "0.02-0.2"  # seconds the fake HIS takes to answer
 
@@ -61,19 +64,73 @@ class Tally:
     duplicates: int = 0
     registered: int = 0  # visits in the HIS
     registered_twice: int = 0  # visits the HIS holds more than once (must stay 0)
+    lost: int = 0  # accepted by a node, not stored by its collector
+    dropped: int = 0  # dropped by a full outbox (counted at the node)
+
+
+class Facility:
+    """One facility of the run: its home, broker and collector."""
+
+    def __init__(self, base: Path, code: str, nodes: int) -> None:
+        self.code = code
+        self.port = _free_port()
+        self.metrics_port = _free_port()
+        self.home = provision.init(
+            base / f"home-{code}", code, broker_port=self.port, run_here=True, metrics_port=self.metrics_port
+        )
+        self.configs = [
+            provision.device(
+                self.home.path, code, f"qr-{i + 1:04d}", "esp32", f"Quầy {i + 1} – Khoa Khám bệnh"
+            )
+            for i in range(nodes)
+        ]
+        self.broker = Mosquitto(
+            self.home.broker.conf,
+            self.port,
+            self.home.path / "ca.crt",
+            log=self.home.path / "broker" / "mosquitto.log",
+        )
+        self.collector = CollectorProcess(self.home.path / "collector.toml", base / f"collector-{code}.log")
+        self.db = self.home.path / "collector.db"
+
+    def configure(self, gateway_url: str, his_url: str) -> None:
+        with (self.home.path / "collector.toml").open("a", encoding="utf-8") as f:
+            f.write(
+                f'\n[bhxh]\nurl = "{gateway_url}"\nusername = "bv"\npassword = "demo"\n'
+                f'officer_name = "{OFFICER[0]}"\nofficer_cccd = "{OFFICER[1]}"\n'
+                f'\n[his]\nprotocol = "fhir"\nurl = "{his_url}"\n'
+            )
+
+    def stored(self) -> list[tuple[str, str, int]]:
+        try:
+            with sqlite3.connect(self.db, timeout=5) as db:
+                return [(self.code, d, int(s)) for d, s in db.execute("SELECT device, seq FROM reads")]
+        except sqlite3.Error:
+            return []
+
+    def presence(self) -> tuple[int, int]:
+        """(devices online, duplicate reads quarantined)."""
+        try:
+            with sqlite3.connect(self.db, timeout=5) as db:
+                duplicates = int(
+                    db.execute("SELECT COUNT(*) FROM quarantine WHERE reason = 'duplicate'").fetchone()[0]
+                )
+                rows = db.execute("SELECT body FROM presence_state").fetchall()
+        except sqlite3.Error:
+            return 0, 0
+        states = [fleet.DeviceState.from_dict(json.loads(body)).state for (body,) in rows]
+        return states.count(fleet.ONLINE), duplicates
 
 
 class Demo:
-    def __init__(
-        self, nodes: int, rate: float, latency: tuple[float, float], say: Say, fakes_apart: bool = False
-    ) -> None:
-        """``latency``: the fake gateway's answer time, (min, max) seconds. ``fakes_apart``: run the
-        fake gateway and HIS as child processes instead of threads of this one (benchmarks: see
-        tools/simproc.py)."""
+    def __init__(self, scenario: Scenario, say: Say, fakes_apart: bool = False) -> None:
+        """``fakes_apart``: run the fake gateway and HIS as child processes instead of threads of
+        this one (benchmarks: see tools/simproc.py)."""
         if not shutil.which(MOSQUITTO) and not Path(MOSQUITTO).exists():
             raise DemoError(
                 "Mosquitto is not installed: run `make demo` (it installs it) or apt-get install mosquitto"
             )
+        self.scenario = scenario
         self.say = say
         self.base = Path(tempfile.mkdtemp(prefix="cccd-demo-"))
         self.today = datetime.date.today()
@@ -82,8 +139,8 @@ class Demo:
         self.gateway: BhxhGateway | None = None
         self.his: FhirHis | None = None
         self.apart: list[SimProcess] = []
+        low, high = scenario.gateway_latency
         if fakes_apart:
-            low, high = latency
             self.apart = [
                 SimProcess(
                     [
@@ -99,35 +156,22 @@ class Demo:
             ]
         else:
             self.gateway = BhxhGateway(
-                self.people, username="bv", password="demo", officers=[OFFICER], latency=latency
+                self.people, username="bv", password="demo", officers=[OFFICER], latency=(low, high)
             )
             low_text, _, high_text = HIS_LATENCY.partition("-")
             self.his = FhirHis(db=str(self.his_db), latency=(float(low_text), float(high_text)))
-        port = _free_port()
-        self.metrics_port = _free_port()
-        say("provisioning a facility home, the broker's certificates and accounts")
-        self.home = provision.init(
-            self.base / "home", FACILITY, broker_port=port, run_here=True, metrics_port=self.metrics_port
-        )
-        self.configs = [
-            provision.device(
-                self.home.path, FACILITY, f"qr-{i + 1:04d}", "esp32", f"Quầy {i + 1} – Khoa Khám bệnh"
-            )
-            for i in range(nodes)
-        ]
-        self.broker = Mosquitto(
-            self.home.broker.conf,
-            port,
-            self.home.path / "ca.crt",
-            log=self.home.path / "broker" / "mosquitto.log",
-        )
-        self.collector = CollectorProcess(self.home.path / "collector.toml", self.base / "collector.log")
+        codes = scenario.facility_codes()
+        say(f"provisioning {len(codes)} facility homes ({', '.join(codes)}): certificates, accounts, nodes")
+        self.facilities = [Facility(self.base, code, scenario.nodes) for code in codes]
+        first = self.facilities[0]
+        self.home, self.metrics_port = first.home, first.metrics_port  # the first facility's
         self.hall: Hall | None = None
-        self.rate = rate
+        self.started = 0.0
 
     def start(self) -> None:
-        self.say("starting Mosquitto (TLS, passwords, ACL), the fake BHXH gateway and the fake HIS")
-        self.broker.start()
+        self.say("starting Mosquitto (TLS, passwords, ACL) per facility, the fake BHXH gateway and HIS")
+        for f in self.facilities:
+            f.broker.start()
         if self.gateway is not None and self.his is not None:
             gateway_url, his_url = self.gateway.start().url, self.his.start().url
         else:
@@ -135,38 +179,40 @@ class Demo:
                 gateway_url, his_url = (proc.start().url for proc in self.apart)
             except SimStartError as exc:
                 raise DemoError(str(exc)) from None
-        with (self.home.path / "collector.toml").open("a", encoding="utf-8") as f:
-            f.write(
-                f'\n[bhxh]\nurl = "{gateway_url}"\nusername = "bv"\npassword = "demo"\n'
-                f'officer_name = "{OFFICER[0]}"\nofficer_cccd = "{OFFICER[1]}"\n'
-                f'\n[his]\nprotocol = "fhir"\nurl = "{his_url}"\n'
-            )
-        self.say("starting the collector")
-        try:
-            self.collector.start().wait_subscribed()
-        except CollectorStartError as exc:
-            raise DemoError(str(exc)) from None
-        self.say(f"starting {len(self.configs)} virtual reader nodes")
-        configs = [json.loads(path.read_text("utf-8")) for path in self.configs]
-        settings = HallSettings(peak=self.rate * 3600.0, heartbeat=5.0)
-        self.hall = Hall(configs, self.people, self.base / "truth.db", settings).start()
+        self.say("starting the collectors")
+        for f in self.facilities:
+            f.configure(gateway_url, his_url)
+            f.collector.start()
+        for f in self.facilities:
+            try:
+                f.collector.wait_subscribed()
+            except CollectorStartError as exc:
+                raise DemoError(str(exc)) from None
+        configs = [json.loads(path.read_text("utf-8")) for f in self.facilities for path in f.configs]
+        self.say(f"starting {len(configs)} virtual reader nodes")
+        sc = self.scenario
+        self.hall = Hall(configs, self.people, self.base / "truth.db", sc.hall_settings(_start_of(sc), 5.0))
+        self.hall.start()
+        self.started = time.monotonic()
+
+    def sim_elapsed(self) -> float:
+        """Simulated seconds since the nodes started."""
+        return (time.monotonic() - self.started) * self.scenario.speed if self.started else 0.0
 
     def tally(self) -> Tally:
         t = Tally()
+        stored: list[tuple[str, str, int]] = []
+        for f in self.facilities:
+            stored += f.stored()
+            online, duplicates = f.presence()
+            t.online += online
+            t.duplicates += duplicates
+        t.stored = len(stored)
         if self.hall is not None:
             truth = self.hall.tally()
             t.accepted, t.answered, t.pending = truth["accepted"], truth["answered"], truth["pending"]
-        try:
-            with sqlite3.connect(self.home.path / "collector.db", timeout=5) as db:
-                t.stored = int(db.execute("SELECT COUNT(*) FROM reads").fetchone()[0])
-                t.duplicates = int(
-                    db.execute("SELECT COUNT(*) FROM quarantine WHERE reason = 'duplicate'").fetchone()[0]
-                )
-                rows = db.execute("SELECT body FROM presence_state").fetchall()
-        except sqlite3.Error:
-            rows = []
-        states = [fleet.DeviceState.from_dict(json.loads(body)).state for (body,) in rows]
-        t.online = states.count(fleet.ONLINE)
+            r = self.hall.reconcile(stored)
+            t.lost, t.dropped = r.lost, r.dropped
         try:  # the fake HIS's own store: the visits it holds, by the visit identifier
             with sqlite3.connect(self.his_db, timeout=5) as db:
                 keys = db.execute(
@@ -178,43 +224,63 @@ class Demo:
         t.registered_twice = len(keys) - t.registered
         return t
 
-    def drain(self, timeout: float = 20.0) -> None:
+    def drain(self, timeout: float = 30.0) -> None:
+        """No more patients; wait until every accepted read is stored, answered and registered."""
         if self.hall is None:
             return
         self.hall.pause()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             t = self.tally()
-            if t.stored >= t.accepted and t.answered >= t.accepted and t.registered >= t.stored:
+            delivered = t.accepted - t.dropped
+            if t.lost <= t.dropped and t.answered >= delivered and t.registered >= t.stored:
                 return
             time.sleep(0.25)
 
     def stop(self) -> None:
         if self.hall is not None:
             self.hall.stop()
-        self.collector.stop()
+        for f in self.facilities:
+            f.collector.stop()
         if self.gateway is not None:
             self.gateway.stop()
         if self.his is not None:
             self.his.close()
         for proc in self.apart:
             proc.stop()
-        self.broker.stop()
+        for f in self.facilities:
+            f.broker.stop()
         shutil.rmtree(self.base, ignore_errors=True)
 
 
-def run(
-    nodes: int, rate: float, duration: float | None, latency: float, say: Say, show: Callable[[str], None]
-) -> int:
-    demo = Demo(nodes, rate, (0.0, latency), say)
-    started = time.monotonic()
+def _start_of(sc: Scenario) -> float | None:
+    """The simulated start: today at ``sc.start`` local time, or now."""
+    if sc.start is None:
+        return None
+    hours, minutes = (int(x) for x in sc.start.split(":"))
+    day = datetime.datetime.now(VIETNAM).date()
+    return datetime.datetime(day.year, day.month, day.day, hours, minutes, tzinfo=VIETNAM).timestamp()
+
+
+def run(scenario: Scenario, say: Say, show: Callable[[str], None], real_duration: float | None = None) -> int:
+    """Run ``scenario`` until its simulated duration, ``real_duration`` seconds, or Ctrl-C; then
+    drain, reconcile and print the summary. Exit status 1 when a read was lost or a visit
+    registered twice."""
+    demo = Demo(scenario, say)
+    nodes = scenario.nodes * scenario.facilities
+    t = Tally()
     try:
         demo.start()
         say(f"running; metrics at http://127.0.0.1:{demo.metrics_port}/metrics; Ctrl-C stops")
-        while duration is None or time.monotonic() - started < duration:
+        while True:
+            elapsed = time.monotonic() - demo.started
+            if real_duration is not None and elapsed >= real_duration:
+                break
+            if scenario.duration is not None and demo.sim_elapsed() >= scenario.duration:
+                break
             t = demo.tally()
             show(
-                f"{time.monotonic() - started:6.0f} s  accepted {t.accepted:6d}  stored {t.stored:6d}  "
+                f"{elapsed:6.0f} s  accepted {t.accepted:6d}  stored {t.stored:6d}  "
                 f"answered {t.answered:6d}  pending {t.pending:4d}  in the HIS {t.registered:6d}  "
                 f"nodes online {t.online:3d}/{nodes}"
             )
@@ -225,14 +291,15 @@ def run(
         try:
             if demo.hall is not None:
                 demo.drain()
+                for event in demo.hall.events:
+                    say(f"fault: {event}")
             t = demo.tally()
-            lost = max(0, t.accepted - t.stored)
-            unanswered = t.accepted - t.answered
             say(
                 f"summary: reads accepted by the nodes {t.accepted}, stored {t.stored}, answered at the "
-                f"counter {t.answered} ({unanswered} without a final answer), registered in the HIS "
-                f"{t.registered} (twice: {t.registered_twice}), lost {lost}"
+                f"counter {t.answered} ({t.accepted - t.answered} without a final answer), registered in "
+                f"the HIS {t.registered} (twice: {t.registered_twice}), dropped by full outboxes "
+                f"{t.dropped}, lost {t.lost - t.dropped}"
             )
         finally:
             demo.stop()
-    return 0 if lost == 0 and t.registered_twice == 0 else 1
+    return 0 if t.lost - t.dropped == 0 and t.registered_twice == 0 else 1
