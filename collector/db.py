@@ -120,6 +120,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             password TEXT NOT NULL,
             created {real} NOT NULL)""",
     ),
+    # 6: period statistics (collector.stats: the monthly report, the dashboard) read one facility's
+    # reads over a window; without it SQLite walks the facility's whole history by the UNIQUE
+    # index (3 facilities x 3,000 reads a day for a year: 137 ms -> 20 ms for a month's reads per
+    # day, 166 -> 62 ms by document; no measurable cost at ingest)
+    ("CREATE INDEX reads_facility_received ON reads (facility, received)",),
 )
 
 _TYPES = {
