@@ -2,20 +2,22 @@
 
 Plain data for the templates, built from the collector's own functions: the fleet from
 ``FleetTracker.snapshot`` (as ``cccd-edge collector fleet`` builds it), the dead letters from
-``forward.jobs.dead_letters``. No personal data: the store keeps the reads' personal fields
-encrypted and the dashboard never opens them; the reasons of dead letters are already masked
-by the connectors that wrote them.
+``forward.jobs.dead_letters``, read volume and outcomes from ``collector.stats`` (the figures of
+the monthly report, over today and the last 30 days). No personal data: the store keeps the
+reads' personal fields encrypted and the dashboard never opens them; the reasons of dead letters
+are already masked by the connectors that wrote them.
 """
 
+import datetime
 import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from collector import fleet
+from collector import fleet, stats
 from collector.db import Database
 from collector.forward import jobs
 from collector.metrics import Metrics
@@ -43,10 +45,13 @@ def read_only(db: Database) -> None:
 class Store:
     """The collector's store as the dashboard reads it, one page at a time."""
 
-    def __init__(self, db: Database, registry: Registry, heartbeat: float) -> None:
+    def __init__(
+        self, db: Database, registry: Registry, heartbeat: float, facilities: Iterable[str] = ()
+    ) -> None:
         self.db = db
         self.registry = registry
         self.heartbeat = heartbeat
+        self.configured = tuple(facilities)  # the collector's [collector] facilities
         self._metrics = Metrics()  # FleetTracker wants one; the dashboard's is never scraped
 
     @contextmanager
@@ -71,6 +76,12 @@ class Store:
     def tracker(self) -> FleetTracker:
         """The fleet as the running collector last saved it."""
         return FleetTracker(self.db, self.registry, self._metrics, self.heartbeat)
+
+    def facilities(self) -> tuple[str, ...]:
+        """The facilities the collector serves, and any other the registry has devices of."""
+        with self.reading():
+            known = {d.facility for d in self.registry.devices()}
+        return tuple(dict.fromkeys([*self.configured, *sorted(known - set(self.configured))]))
 
 
 # --- the fleet ----------------------------------------------------------------------------
@@ -199,3 +210,106 @@ def alerts_page(store: Store, threshold: float, now: float | None = None) -> Ale
         len(letters) > DEAD_LETTERS_SHOWN,
         bhxh,
     )
+
+
+# --- volume and outcomes (collector.stats) --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Periods:
+    """Today (midnight to midnight, UTC+7) and the last ``WINDOW_DAYS`` days including today."""
+
+    today: fleet.Interval
+    days: fleet.Interval
+
+    @classmethod
+    def at(cls, now: float) -> "Periods":
+        today = fleet.local_date(now)
+        first = fleet.day_window(today - datetime.timedelta(days=WINDOW_DAYS - 1))
+        day = fleet.day_window(today)
+        return cls(day, fleet.Interval(first.start, day.end))
+
+
+@dataclass(frozen=True)
+class VolumePage:
+    at: float
+    facility: str
+    facilities: tuple[str, ...]
+    hours: tuple[stats.Bucket, ...]  # today, per hour
+    days: tuple[stats.Bucket, ...]  # the last 30 days, per day
+    reads_today: stats.ReadsByDocument
+    reads_days: stats.ReadsByDocument
+
+
+def volume_page(store: Store, facility: str, now: float | None = None) -> VolumePage:
+    now = time.time() if now is None else now
+    periods = Periods.at(now)
+    with store.reading() as db:
+        return VolumePage(
+            now,
+            facility,
+            store.facilities(),
+            stats.volume(db, facility, periods.today, stats.HOUR),
+            stats.volume(db, facility, periods.days, stats.DAY),
+            stats.reads_by_document(db, facility, periods.today),
+            stats.reads_by_document(db, facility, periods.days),
+        )
+
+
+# What became of the reads, as the counter lived it.
+INSURED_CCCD = "insured_cccd"  # insured with the CCCD/VNeID alone
+FALLBACK = "fallback"  # a CCCD/VNeID read whose check found no valid card: the BHYT card was asked for
+BHYT_CARD = "bhyt_card"  # the BHYT card itself was scanned
+PENDING = "pending"  # a CCCD/VNeID read still being checked
+DEAD = "dead"  # a CCCD/VNeID read whose check never got an answer (a dead letter)
+UNCHECKED = "unchecked"  # a CCCD/VNeID read without a check (the collector runs without [bhxh])
+OUTCOME_ORDER = (INSURED_CCCD, FALLBACK, BHYT_CARD, PENDING, DEAD, UNCHECKED)
+
+
+@dataclass(frozen=True)
+class Outcomes:
+    """One period's outcomes: the reads by what became of them, BHXH's codes, and the rejects."""
+
+    outcomes: stats.InsuranceOutcomes
+    rejects: tuple[stats.RejectCount, ...]
+
+    def by_outcome(self) -> dict[str, int]:
+        counts = dict.fromkeys(OUTCOME_ORDER, 0)
+        for row in self.outcomes.rows:
+            counts[_outcome_of(row)] += row.reads
+        return counts
+
+    def by_reason(self) -> dict[str, int]:
+        return {r.reason: r.messages for r in self.rejects}
+
+
+def _outcome_of(row: stats.CheckCount) -> str:
+    if row.doc not in stats.CCCD_DOCS:
+        return BHYT_CARD
+    if row.insured:
+        return INSURED_CCCD
+    return {
+        stats.CHECK_DONE: FALLBACK,
+        stats.CHECK_PENDING: PENDING,
+        stats.CHECK_DEAD: DEAD,
+    }.get(row.check, UNCHECKED)
+
+
+@dataclass(frozen=True)
+class OutcomesPage:
+    at: float
+    facility: str
+    facilities: tuple[str, ...]
+    today: Outcomes
+    days: Outcomes
+
+
+def outcomes_page(store: Store, facility: str, now: float | None = None) -> OutcomesPage:
+    now = time.time() if now is None else now
+    periods = Periods.at(now)
+    with store.reading() as db:
+        today, days = (
+            Outcomes(stats.insurance_outcomes(db, facility, w), stats.rejects(db, facility, w))
+            for w in (periods.today, periods.days)
+        )
+        return OutcomesPage(now, facility, store.facilities(), today, days)

@@ -226,7 +226,7 @@ class Dashboard:
         if path == "/":
             return Response.redirect(HOME)
         if path in PAGES:
-            return self._page(path, session, now)
+            return self._page(path, request, session, now)
         return self._problem(404, "no such page", session)
 
     def _to_login(self, request: Request) -> Response:
@@ -311,7 +311,7 @@ class Dashboard:
 
     # --- pages ----------------------------------------------------------------------------
 
-    def _page(self, path: str, session: auth.Session, now: float) -> Response:
+    def _page(self, path: str, request: Request, session: auth.Session, now: float) -> Response:
         template, title = PAGES[path]
         data: dict[str, Any]
         if path == "/fleet":
@@ -320,7 +320,13 @@ class Dashboard:
             threshold = self.settings.offline_alert_minutes * 60.0
             data = {"alerts": pages.alerts_page(self.store, threshold, now)}
         else:
-            data = {}
+            facilities = self.store.facilities()
+            chosen = request.query("facility")
+            facility = chosen if chosen in facilities else (facilities[0] if facilities else "")
+            if path == "/volume":
+                data = {"volume": pages.volume_page(self.store, facility, now)}
+            else:
+                data = {"outcomes": pages.outcomes_page(self.store, facility, now)}
         return Response(body=self._render(template, title, session, now, path, **data))
 
     def _render(
@@ -415,7 +421,7 @@ def open_dashboard(config_path: str) -> tuple[Dashboard, Database]:
     db = open_db(cfg.store.url)
     try:
         pages.read_only(db)
-        store = pages.Store(db, Registry(db, keystore), cfg.heartbeat_interval)
+        store = pages.Store(db, Registry(db, keystore), cfg.heartbeat_interval, cfg.facilities)
         return Dashboard(store, auth.Users(db), settings), db
     except BaseException:
         db.close()

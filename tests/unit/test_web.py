@@ -11,6 +11,8 @@ from contextlib import contextmanager
 import httpx
 import pytest
 
+from collector.keystore import Keystore
+from collector.registry import Registry
 from collector.web import auth
 from collector.web.render import ago, number, percent
 from collector.web.server import FORM_COOKIE, PAGES, SESSION_COOKIE
@@ -292,6 +294,11 @@ def test_every_page_renders_from_an_empty_store(any_desk: Desk) -> None:
     alerts = _text(pages["/alerts"].text)
     assert "Không có thiết bị nào mất kết nối." in alerts
     assert "Không có việc gửi thất bại." in alerts and "Không có lỗi cấu hình BHXH" in alerts
+    volume = pages["/volume"].text
+    assert _bars(volume) == [[0] * 24, [0] * 30] and "Cơ sở KCB 38001" in volume
+    outcomes = _text(pages["/outcomes"].text)
+    assert "Chưa có trả lời nào của BHXH." in outcomes and "Không có bản tin nào bị từ chối" in outcomes
+    assert "tiếp đón có BHYT bằng CCCD/VNeID — 0 / 0" in outcomes  # no insured read: no share
 
 
 def test_every_page_renders_a_known_store(any_desk: Desk) -> None:
@@ -384,3 +391,64 @@ def test_durations_read_as_a_person_says_them() -> None:
         "1 ngày 3 giờ",
     ]
     assert number(1234567.5, 1) == "1.234.567,5" and percent(0.9876) == "98,8 %"
+
+
+def _bars(page: str) -> list[list[int]]:
+    """The values of each chart's bars, chart by chart."""
+    return [
+        [int(v) for v in re.findall(r'<rect class="bar"[^>]*data-value="(\d+)"', svg)]
+        for svg in re.findall(r"<svg.*?</svg>", page, re.S)
+    ]
+
+
+def test_the_volume_page_counts_the_reads_per_hour_and_day(any_desk: Desk) -> None:
+    fill(any_desk.writer)
+    with logged_in(any_desk) as client:
+        page = client.get("/volume").text
+    hours, days = _bars(page)
+    assert len(hours) == 24 and hours[11] == 1 and hours[12] == 2 and hours[13] == 2 and sum(hours) == 5
+    assert len(days) == 30 and days[-1] == 5 and days[-6] == 1 and sum(days) == 6  # today, 5 days ago
+    assert "11:00–12:00: 1 lượt đọc" in page and "15/11/2026: 1 lượt đọc" in page
+    assert re.findall(r'data-total="(\d+)"', page) == ["5", "6"]
+    today = re.search(r'<tr data-doc="cccd">.*?</tr>', page, re.S)
+    assert today and _text(today.group(0)) == "CCCD gắn chip 2 0 2"
+    assert _text(re.findall(r'<tr data-doc="cancuoc">.*?</tr>', page, re.S)[1]) == "Thẻ Căn cước 0 1 1"
+
+
+def test_the_outcomes_page_tells_insured_by_cccd_from_fallback(any_desk: Desk) -> None:
+    fill(any_desk.writer)
+    with logged_in(any_desk) as client:
+        page = client.get("/outcomes").text
+
+    def row(attribute: str, value: str) -> str:
+        found = re.search(rf'<tr {attribute}="{value}">.*?</tr>', page, re.S)
+        assert found, value
+        return _text(found.group(0))
+
+    assert row("data-outcome", "insured_cccd").endswith(" 1 1")
+    assert row("data-outcome", "fallback").endswith(" 1 2")  # 054 today, 010 five days ago
+    assert row("data-outcome", "bhyt_card").endswith(" 1 1")
+    assert row("data-outcome", "pending").endswith(" 1 1")
+    assert row("data-outcome", "dead").endswith(" 0 0")
+    assert row("data-outcome", "unchecked").endswith(" 1 1")
+    assert row("data-code", "000") == "000 Thẻ BHYT hợp lệ 2 2"
+    assert row("data-code", "010") == "010 Thẻ BHYT hết hạn 0 1"
+    assert row("data-code", "054").startswith("054 CCCD của cán bộ tra cứu")
+    assert row("data-reason", "tag") == "Bản tin bị sửa đổi hoặc sai khóa tag 2 2"
+    assert row("data-reason", "duplicate") == "Gửi trùng (đã lưu trước đó) duplicate 0 1"
+    share = re.search(r'data-period="today">.*?</div>', page, re.S)
+    assert share and "50,0 %" in share.group(0) and "1 / 2 lượt có BHYT" in _text(share.group(0))
+
+
+def test_a_facility_is_chosen_among_the_known_ones(sqlite_desk: Desk) -> None:
+    fill(sqlite_desk.writer)
+    registry = Registry(sqlite_desk.writer, Keystore(bytes(32)))
+    registry.add("38002", "qr-0001", "esp32", "Quầy 1")
+    with logged_in(sqlite_desk) as client:
+        first = client.get("/volume").text
+        other = client.get("/volume", params={"facility": "38002"}).text
+        hostile = client.get("/outcomes", params={"facility": "<script>"}).text
+    assert 'href="/volume?facility=38002"' in first and re.findall(r'data-total="(\d+)"', first) == ["5", "6"]
+    assert re.findall(r'data-total="(\d+)"', other) == ["0", "0"]
+    assert 'aria-current="page">38002<' in other
+    assert 'aria-current="page">38001<' in hostile and "<script>" not in hostile

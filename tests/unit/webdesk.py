@@ -67,7 +67,7 @@ def desk(
     reader = open_db(url)
     pages.read_only(reader)
     clock = Clock()
-    store = pages.Store(reader, Registry(reader, Keystore(kek)), heartbeat=30.0)
+    store = pages.Store(reader, Registry(reader, Keystore(kek)), heartbeat=30.0, facilities=[FAC])
     app = Dashboard(store, auth.Users(reader), settings, clock=clock, throttle=throttle)
     server = WebServer(app, port=0).start()
     try:
@@ -109,11 +109,24 @@ def _latest(tx: Database, device: str, kind: str, body: bytes) -> None:
     )
 
 
+# The reads of qr-0001: seq -> (received, doc, src). Today at 14:00 (NOW) five reads since midnight.
+READS = {
+    7: (NOW - 3 * HOUR, "vneid", "qr"),  # no insurance check; its HIS registration is a dead letter
+    8: (NOW - 2 * HOUR, "cccd", "qr"),  # BHXH answered 054: the officer is not registered
+    9: (NOW - 2 * HOUR, "cccd", "qr"),  # insured (000, the card named)
+    10: (NOW - 5 * DAY, "cccd", "qr"),  # 010: the card expired: the BHYT card was asked for
+    11: (NOW - HOUR, "bhyt", "qr"),  # the BHYT card itself, insured
+    12: (NOW - 10 * 60, "cancuoc", "nfc"),  # still being checked
+}
+CARD = {"gtTheTu": "01/01/2026", "gtTheDen": "31/12/2026", "maDKBD": "38001"}
+
+
 def fill(db: Database) -> None:
     """qr-0001 online since 08:00 today (uptime today 6 h of 14: 42,9 %) and a day online three
     days ago (30 days, since it was provisioned ten days ago: 30 h of 240, 12,5 %); qr-0002, with a
-    hostile site, offline for two hours; a hostile device id never seen. One dead letter and one
-    054 answer, with a hostile reason."""
+    hostile site, offline for two hours; a hostile device id never seen. The ``READS`` and their
+    checks: one dead letter with a hostile reason, one 054 answer. Rejected messages: two with a
+    wrong tag today, one duplicate three days ago."""
     registry = Registry(db, Keystore(secrets.token_bytes(32)))
     registry.add(FAC, "qr-0001", "esp32", "Quầy 1 – Khoa Khám bệnh", now=NOW - 10 * DAY)
     registry.add(FAC, "qr-0002", "rpi", HOSTILE_SITE, now=NOW - 10 * DAY)
@@ -153,11 +166,24 @@ def fill(db: Database) -> None:
         _latest(tx, "qr-0001", "inventory", schema.encode("inventory", inventory))
         telemetry = schema.telemetry(3600, 3, q=3, drop=2, fw="1.4.2")
         _latest(tx, "qr-0001", "telemetry", schema.encode("telemetry", telemetry))
-        jobs.enqueue(tx, FAC, "qr-0001", 7, jobs.HIS, NOW - 3 * HOUR)
-        jobs.enqueue(tx, FAC, "qr-0001", 8, jobs.INSURANCE, NOW - 2 * HOUR)
-        jobs.enqueue(tx, FAC, "qr-0001", 9, jobs.INSURANCE, NOW - 2 * HOUR)
-    his = jobs.due(db, jobs.HIS, NOW)[0]
+        for seq, (received, doc, src) in READS.items():
+            tx.execute(
+                "INSERT INTO reads (facility, device, seq, received, ts, clk, src, doc, pid, warn)"
+                " VALUES (?, ?, ?, ?, ?, 'ntp', ?, ?, ?, '[]')",
+                (FAC, "qr-0001", seq, received, int(received * 1000), src, doc, bytes(16)),
+            )
+            kind = jobs.HIS if seq == 7 else jobs.INSURANCE
+            jobs.enqueue(tx, FAC, "qr-0001", seq, kind, received)
+        for received, reason in ((NOW - HOUR, "tag"), (NOW - 30, "tag"), (NOW - 3 * DAY, "duplicate")):
+            tx.execute(
+                "INSERT INTO quarantine (received, topic, reason, detail, size, digest)"
+                " VALUES (?, ?, ?, '', 100, ?)",
+                (received, f"cccd/v1/{FAC}/qr-0001/read", reason, bytes(32)),
+            )
+    (his,) = jobs.due(db, jobs.HIS, NOW)
     jobs.dead(db, his, HOSTILE_REASON, NOW - 2 * HOUR)
-    config_error, insured = jobs.due(db, jobs.INSURANCE, NOW)
-    jobs.finish(db, config_error, {"maKetQua": "054"}, NOW - HOUR)
-    jobs.finish(db, insured, {"maKetQua": "000", "gtTheDen": "31/12/2026"}, NOW - HOUR)
+    checks = {job.seq: job for job in jobs.due(db, jobs.INSURANCE, NOW)}
+    jobs.finish(db, checks[8], {"maKetQua": "054"}, NOW - HOUR)
+    jobs.finish(db, checks[9], {"maKetQua": "000", **CARD}, NOW - HOUR)
+    jobs.finish(db, checks[10], {"maKetQua": "010", **CARD}, NOW - 5 * DAY)
+    jobs.finish(db, checks[11], {"maKetQua": "000", **CARD}, NOW - HOUR)
