@@ -17,7 +17,7 @@ from typing import Any
 
 from sim.hall import percentile
 from sim.scenario import Scenario
-from tools.demo import Demo
+from tools.demo import MOSQUITTO_BROKER, Demo
 
 
 def _phase(
@@ -29,7 +29,7 @@ def _phase(
     say: Callable[[str], None],
 ) -> dict[str, Any]:
     scenario = Scenario(nodes=nodes, peak=rate / nodes * 3600.0, gateway_latency=latency)
-    demo = Demo(scenario, lambda _m: None, fakes_apart=True)
+    demo = Demo(scenario, lambda _m: None, fakes_apart=True, broker=MOSQUITTO_BROKER)  # production's
     try:
         low, high = latency
         say(f"{name}: {nodes} nodes, {rate:g} reads/s for {seconds:g} s, gateway {low:g}–{high:g} s")

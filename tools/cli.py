@@ -235,7 +235,7 @@ def _demo(args: argparse.Namespace) -> int:
         gateway_latency=(0.0, args.latency),
     )
     try:
-        return demo.run(scenario, say, show, args.duration)
+        return demo.run(scenario, say, show, args.duration, args.broker)
     except demo.DemoError as exc:
         raise CommandError("cannot start the demo", str(exc)) from None
 
@@ -276,7 +276,7 @@ def _sim_run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_term)
     try:
-        return demo.run(sc, say, show)
+        return demo.run(sc, say, show, broker=args.broker)
     except demo.DemoError as exc:
         raise CommandError(what, str(exc)) from None
 
@@ -678,6 +678,12 @@ def _add_sim(sub: Any) -> None:
     p.add_argument("--shape", choices=("flat", "morning"), help="traffic over the day (default flat)")
     p.add_argument("--peak", type=float, help="patients per counter per simulated hour at the peak")
     p.add_argument("--seed", type=int, help="seed of the run's randomness")
+    p.add_argument(
+        "--broker",
+        choices=("embedded", "mosquitto"),
+        default="embedded",
+        help="the embedded broker (default: nothing to install) or Mosquitto (the production broker)",
+    )
     p.set_defaults(handler=_sim_run)
     p = sim.add_parser(
         "bhxh",
@@ -894,6 +900,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", type=float, default=0.5, help="scans per second per node (default 0.5)")
     p.add_argument("--duration", type=float, help="seconds to run, without the live view; then a summary")
     p.add_argument("--latency", type=float, default=1.0, help="the fake gateway's longest answer time, s")
+    p.add_argument(
+        "--broker",
+        choices=("embedded", "mosquitto"),
+        default="embedded",
+        help="the embedded broker (default: nothing to install) or Mosquitto (the production broker)",
+    )
     p.set_defaults(handler=_demo)
     return parser
 

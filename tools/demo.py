@@ -35,11 +35,14 @@ from sim.his import FhirHis
 from sim.scenario import Scenario
 from tools import provision
 from tools.collectorproc import CollectorProcess, CollectorStartError
-from tools.mosquitto import MOSQUITTO, Mosquitto
+from tools.embroker import EmbeddedBroker, EmbeddedBrokerError
+from tools.mosquitto import MOSQUITTO, Mosquitto, MosquittoError
 from tools.simproc import SimProcess, SimStartError
 
 OFFICER = ("Phạm Thị Hoa", "001185000123")  # synthetic
-HIS_LATENCY = "0.02-0.2"  # seconds the fake HIS takes to answer
+HIS_LATENCY = "0.02-0.2"
+EMBEDDED, MOSQUITTO_BROKER = "embedded", "mosquitto"
+BROKERS = (EMBEDDED, MOSQUITTO_BROKER)  # seconds the fake HIS takes to answer
 
 Say = Callable[[str], None]
 
@@ -71,7 +74,7 @@ class Tally:
 class Facility:
     """One facility of the run: its home, broker and collector."""
 
-    def __init__(self, base: Path, code: str, nodes: int) -> None:
+    def __init__(self, base: Path, code: str, nodes: int, broker: str = EMBEDDED) -> None:
         self.code = code
         self.port = _free_port()
         self.metrics_port = _free_port()
@@ -84,12 +87,16 @@ class Facility:
             )
             for i in range(nodes)
         ]
-        self.broker = Mosquitto(
-            self.home.broker.conf,
-            self.port,
-            self.home.path / "ca.crt",
-            log=self.home.path / "broker" / "mosquitto.log",
-        )
+        self.broker: Mosquitto | EmbeddedBroker
+        if broker == MOSQUITTO_BROKER:
+            self.broker = Mosquitto(
+                self.home.broker.conf,
+                self.port,
+                self.home.path / "ca.crt",
+                log=self.home.path / "broker" / "mosquitto.log",
+            )
+        else:
+            self.broker = EmbeddedBroker(self.home.path / "broker", self.port, base / f"broker-{code}.log")
         self.collector = CollectorProcess(self.home.path / "collector.toml", base / f"collector-{code}.log")
         self.db = self.home.path / "collector.db"
 
@@ -123,13 +130,17 @@ class Facility:
 
 
 class Demo:
-    def __init__(self, scenario: Scenario, say: Say, fakes_apart: bool = False) -> None:
+    def __init__(
+        self, scenario: Scenario, say: Say, fakes_apart: bool = False, broker: str = EMBEDDED
+    ) -> None:
         """``fakes_apart``: run the fake gateway and HIS as child processes instead of threads of
-        this one (benchmarks: see tools/simproc.py)."""
-        if not shutil.which(MOSQUITTO) and not Path(MOSQUITTO).exists():
+        this one (benchmarks: see tools/simproc.py). ``broker``: ``embedded`` (tools/embroker.py,
+        no Mosquitto needed) or ``mosquitto`` (the production broker, when installed)."""
+        if broker == MOSQUITTO_BROKER and not shutil.which(MOSQUITTO) and not Path(MOSQUITTO).exists():
             raise DemoError(
-                "Mosquitto is not installed: run `make demo` (it installs it) or apt-get install mosquitto"
+                "Mosquitto is not installed: use the embedded broker, or apt-get install mosquitto"
             )
+        self.broker_kind = broker
         self.scenario = scenario
         self.say = say
         self.base = Path(tempfile.mkdtemp(prefix="cccd-demo-"))
@@ -162,16 +173,20 @@ class Demo:
             self.his = FhirHis(db=str(self.his_db), latency=(float(low_text), float(high_text)))
         codes = scenario.facility_codes()
         say(f"provisioning {len(codes)} facility homes ({', '.join(codes)}): certificates, accounts, nodes")
-        self.facilities = [Facility(self.base, code, scenario.nodes) for code in codes]
+        self.facilities = [Facility(self.base, code, scenario.nodes, broker) for code in codes]
         first = self.facilities[0]
         self.home, self.metrics_port = first.home, first.metrics_port  # the first facility's
         self.hall: Hall | None = None
         self.started = 0.0
 
     def start(self) -> None:
-        self.say("starting Mosquitto (TLS, passwords, ACL) per facility, the fake BHXH gateway and HIS")
+        name = "Mosquitto" if self.broker_kind == MOSQUITTO_BROKER else "the embedded broker"
+        self.say(f"starting {name} (TLS, passwords, ACL) per facility, the fake BHXH gateway and HIS")
         for f in self.facilities:
-            f.broker.start()
+            try:
+                f.broker.start()
+            except (EmbeddedBrokerError, MosquittoError) as exc:
+                raise DemoError(str(exc)) from None
         if self.gateway is not None and self.his is not None:
             gateway_url, his_url = self.gateway.start().url, self.his.start().url
         else:
@@ -262,11 +277,17 @@ def _start_of(sc: Scenario) -> float | None:
     return datetime.datetime(day.year, day.month, day.day, hours, minutes, tzinfo=VIETNAM).timestamp()
 
 
-def run(scenario: Scenario, say: Say, show: Callable[[str], None], real_duration: float | None = None) -> int:
+def run(
+    scenario: Scenario,
+    say: Say,
+    show: Callable[[str], None],
+    real_duration: float | None = None,
+    broker: str = EMBEDDED,
+) -> int:
     """Run ``scenario`` until its simulated duration, ``real_duration`` seconds, or Ctrl-C; then
     drain, reconcile and print the summary. Exit status 1 when a read was lost or a visit
     registered twice."""
-    demo = Demo(scenario, say)
+    demo = Demo(scenario, say, broker=broker)
     nodes = scenario.nodes * scenario.facilities
     t = Tally()
     try:

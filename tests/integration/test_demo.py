@@ -53,6 +53,7 @@ def test_demo_runs_and_loses_nothing() -> None:
     assert answered == accepted and unanswered == 0
     assert registered == accepted and twice == 0
     assert "2 facility homes (38001, 38002)" in out.stdout
+    assert "starting the embedded broker" in out.stdout  # the default: nothing to install
     assert (
         "cccd-demo-" not in subprocess.run(["ps", "ax"], capture_output=True, text=True, check=False).stdout
     )
@@ -90,7 +91,17 @@ for = "2m"
         "utf-8",
     )
     out = subprocess.run(
-        [sys.executable, "-m", "tools.cli", "sim", "run", "--scenario", str(scenario)],
+        [
+            sys.executable,
+            "-m",
+            "tools.cli",
+            "sim",
+            "run",
+            "--scenario",
+            str(scenario),
+            "--broker",
+            "mosquitto",
+        ],
         capture_output=True,
         text=True,
         cwd=ROOT,
