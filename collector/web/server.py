@@ -418,7 +418,7 @@ def open_dashboard(config_path: str) -> tuple[Dashboard, Database]:
     cfg = collector_config.load(config_path)
     settings = web_settings.load(config_path)
     keystore = Keystore(load_kek(cfg.store.kek_file))
-    db = open_db(cfg.store.url)
+    db = open_db(cfg.store.url, create=False)  # a dashboard of no store is a mistake to report
     try:
         pages.read_only(db)
         store = pages.Store(db, Registry(db, keystore), cfg.heartbeat_interval, cfg.facilities)

@@ -95,6 +95,11 @@ def test_web_run_says_why_it_cannot_start(tmp_path: Path) -> None:
     assert "key-encryption key" in no_kek.stderr
     missing = cli("web", "run", "--config", str(tmp_path / "nothing.toml"))
     assert missing.returncode == 1 and "cannot read" in missing.stderr
+    (tmp_path / "home" / "kek").write_text("00" * 32 + "\n", "ascii")
+    (tmp_path / "home" / "collector.db").unlink()
+    no_store = cli("web", "run", "--config", toml, "--port", "0")
+    assert no_store.returncode == 1 and "does not exist" in no_store.stderr
+    assert not (tmp_path / "home" / "collector.db").exists()  # not made, empty, by the dashboard
     Path(toml).write_text(Path(toml).read_text("utf-8") + "\n[web]\nofline_alert_minutes = 5\n", "utf-8")
     typo = cli("web", "run", "--config", toml)
     assert typo.returncode == 1 and "ofline_alert_minutes" in typo.stderr
