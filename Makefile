@@ -8,7 +8,9 @@ BIN    := $(VENV)/bin
 STAMP  := .make
 
 # Debian packages the tests need, as `command:package` (installed only when the command is missing).
-APT_NEEDS := node:nodejs npm:npm mosquitto:mosquitto mosquitto_pub:mosquitto-clients pg_ctlcluster:postgresql
+# chromium: the dashboard's browser test (tests/integration/test_dashboard_browser.py).
+APT_NEEDS := node:nodejs npm:npm mosquitto:mosquitto mosquitto_pub:mosquitto-clients pg_ctlcluster:postgresql \
+	chromium:chromium
 
 .PHONY: demo test lint typecheck pytest setup clean
 
