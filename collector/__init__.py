@@ -8,6 +8,8 @@ Modules (one idea each):
     ingest    MQTT in: open, verify, de-duplicate, store, then acknowledge
     fleet     presence, uptime, equipment inventory
     metrics   Prometheus metrics
+    stats     period statistics over the store (reads, insurance outcomes, rejects, volume, uptime)
+    report    the monthly Đề án 06 report for the health department (xlsx, csv, md)
 
 It never imports ``sim`` or ``agent``.
 """

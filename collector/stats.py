@@ -330,8 +330,8 @@ class Equipment:
 def equipment(tracker: FleetTracker, facility: str, window: Window, now: float) -> Equipment:
     """The facility's provisioned, active devices over the window, with their uptime (presence
     intervals clipped to the window, which ends at ``now`` at the latest) and the readers of
-    their latest Inventory. A device provisioned after the window is left out; one provisioned
-    within it is expected from then on. Call ``tracker.presence.tick(now)`` first, as
+    their latest Inventory. A device provisioned after the window (or ``now``) is left out; one
+    provisioned within it is expected from then on. Call ``tracker.presence.tick(now)`` first, as
     ``cccd-edge collector fleet`` does, so that silent devices count as offline."""
     created = {d.device: d.created for d in tracker.registry.devices(facility)}
     rows = [r for r in tracker.snapshot(now).devices if r.facility == facility]
@@ -340,7 +340,7 @@ def equipment(tracker: FleetTracker, facility: str, window: Window, now: float) 
     devices: list[DeviceUptime] = []
     for row in rows:
         since = max(window.start, created.get(row.device, window.start))
-        if since >= window.end:
+        if since >= until:
             continue
         expected = max(0.0, until - since)
         intervals = tracker.presence.intervals((facility, row.device), now)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 if TYPE_CHECKING:
     from collector.config import CollectorConfig
     from collector.db import Database
+    from collector.tracker import FleetTracker
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -306,33 +307,41 @@ def _collector_run(args: argparse.Namespace) -> int:
         raise CommandError("cannot start the collector", str(exc), "check [store] url") from None
 
 
-def _collector_store(args: argparse.Namespace, what: str) -> "tuple[CollectorConfig, Database]":
-    """The collector's settings and its store, or the one clear line saying why not."""
+def _collector_store(
+    args: argparse.Namespace, what: str, *, create: bool = True
+) -> "tuple[CollectorConfig, Database]":
+    """The collector's settings and its store, or the one clear line saying why not;
+    ``create=False``: a SQLite store that does not exist is an error, not a new empty one."""
     from collector import config as collector_config
     from collector.db import DatabaseError, open_db
 
     try:
         cfg = collector_config.load(args.config)
-        return cfg, open_db(cfg.store.url)
+        return cfg, open_db(cfg.store.url, create=create)
     except collector_config.ConfigError as exc:
         raise CommandError(f"cannot {what}", str(exc), "fix the settings file") from None
     except DatabaseError as exc:
         raise CommandError(f"cannot {what}", str(exc), "check [store] url") from None
 
 
-def _collector_fleet(args: argparse.Namespace) -> int:
-    import time
-
+def _fleet_tracker(cfg: "CollectorConfig", db: "Database") -> "FleetTracker":
+    """The fleet as the store holds it (presence, registry, latest inventory and telemetry)."""
     from collector.keystore import Keystore, load_kek
     from collector.metrics import Metrics
     from collector.registry import Registry
     from collector.tracker import FleetTracker
 
+    return FleetTracker(
+        db, Registry(db, Keystore(load_kek(cfg.store.kek_file))), Metrics(), cfg.heartbeat_interval
+    )
+
+
+def _collector_fleet(args: argparse.Namespace) -> int:
+    import time
+
     cfg, db = _collector_store(args, "show the fleet")
     try:
-        tracker = FleetTracker(
-            db, Registry(db, Keystore(load_kek(cfg.store.kek_file))), Metrics(), cfg.heartbeat_interval
-        )
+        tracker = _fleet_tracker(cfg, db)
         now = time.time()
         tracker.presence.tick(now)  # silence as of now; not saved: the running collector owns the state
         snap = tracker.snapshot(now)
@@ -427,6 +436,92 @@ def _row_json(row: Any) -> dict[str, Any]:
     out = dict(vars(row))
     out["readers"] = [vars(r) for r in row.readers]
     return out
+
+
+# --- report -------------------------------------------------------------------------------------
+
+REPORT_FORMATS = ("xlsx", "csv", "md")
+
+
+def _month(text: str) -> tuple[int, int]:
+    from collector.report import ReportError, parse_month
+
+    try:
+        return parse_month(text)
+    except ReportError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _facility_code(text: str) -> str:
+    if len(text) != 5 or not text.isascii() or not text.isdigit():
+        raise argparse.ArgumentTypeError("--facility is the facility's 5-digit code (mã cơ sở KCB)")
+    return text
+
+
+def _report_monthly(args: argparse.Namespace) -> int:
+    import time
+    from pathlib import Path
+
+    from collector import report
+    from collector.keystore import KeystoreError
+
+    what = "make the monthly report"
+    (year, month), facility = args.month, args.facility
+    cfg, db = _collector_store(args, what, create=False)
+    try:
+        if facility not in cfg.facilities:
+            served = ", ".join(cfg.facilities)
+            raise CommandError(
+                f"cannot {what}",
+                f"this collector does not serve facility {facility} (collector.facilities: {served})",
+                "check --facility",
+                code=EXIT_REJECTED,
+            )
+        made = report.build(db, _fleet_tracker(cfg, db), facility, year, month, time.time())
+    except KeystoreError as exc:
+        raise CommandError(f"cannot {what}", str(exc), "see `cccd-edge provision init`") from None
+    except report.ReportError as exc:
+        raise CommandError(
+            f"cannot {what}", str(exc), "choose a month that has begun", code=EXIT_REJECTED
+        ) from None
+    finally:
+        db.close()
+    if args.format == "xlsx":
+        data = report.to_xlsx(made)
+    else:
+        data = report.to_csv(made) if args.format == "csv" else report.to_markdown(made).encode("utf-8")
+        if args.output is None:  # text: to stdout
+            sys.stdout.buffer.write(data)
+            return EXIT_OK
+    path = Path(args.output or f"bao-cao-de-an-06-{facility}-{year}-{month:02d}.xlsx")
+    try:
+        path.write_bytes(data)
+    except OSError as exc:
+        raise CommandError(f"cannot write {path}", exc.strerror or str(exc), "check --output") from None
+    sys.stdout.write(f"the {year}-{month:02d} report of facility {facility} is in {path}\n")
+    return EXIT_OK
+
+
+def _add_report(sub: Any) -> None:
+    reports = sub.add_parser("report", help="reports for the health department").add_subparsers(
+        dest="report_command", metavar="WHAT", parser_class=_Parser
+    )
+    reports.required = True
+    p = reports.add_parser(
+        "monthly",
+        help="the monthly Đề án 06 report of one facility (xlsx, csv, md)",
+        description="The monthly Đề án 06 report for the provincial health department (the template's "
+        "§II.3): insured visits by CCCD/VNeID over all insured visits, QR readers meeting the standard and "
+        "chip readers, visits by CCCD/VNeID with insurance information returned against the 70% target, and "
+        "the readers' uptime; labels in Vietnamese, no personal data. xlsx goes to --output (default "
+        "bao-cao-de-an-06-FACILITY-YYYY-MM.xlsx here), csv and md to stdout without one.",
+    )
+    p.add_argument("--config", required=True, help="the collector's TOML settings file")
+    p.add_argument("--facility", required=True, type=_facility_code, help="the facility's 5-digit code")
+    p.add_argument("--month", required=True, type=_month, metavar="YYYY-MM", help="the month, e.g. 2026-11")
+    p.add_argument("--format", choices=REPORT_FORMATS, default="xlsx", help="xlsx (default), csv or md")
+    p.add_argument("--output", metavar="PATH", help="the file to write")
+    p.set_defaults(handler=_report_monthly)
 
 
 # --- provision ----------------------------------------------------------------------------------
@@ -824,6 +919,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_provision(sub)
     _add_sim(sub)
+    _add_report(sub)
     from tools import webcmd  # the dashboard's commands: web run, web user add/list/remove
 
     webcmd.add_parser(sub, sys.modules[__name__])

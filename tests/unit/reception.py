@@ -16,11 +16,9 @@ the test made of its check (done, pending, dead, none). The expectations derive 
 """
 
 import asyncio
-import contextlib
 import datetime
 import itertools
 import os
-import pathlib
 import random
 import unicodedata
 from collections.abc import Iterator, Sequence
@@ -93,13 +91,14 @@ class Truth:
 class Reception:
     url: str
     heartbeat: float = 3600.0
+    kek: bytes = bytes(range(32))  # the facility's key-encryption key (a home's ``kek`` file)
     db: Database = field(init=False)
     truth: list[Truth] = field(default_factory=list)
     rejected: list[tuple[str, float, str]] = field(default_factory=list)  # facility, received, reason
 
     def __post_init__(self) -> None:
         self.db = open_db(self.url)
-        self.keystore = Keystore(bytes(range(32)))
+        self.keystore = Keystore(self.kek)
         self.registry = Registry(self.db, self.keystore)
         self.ingest = Ingest(self.db, self.registry, self.keystore, first_job=jobs.INSURANCE)
         self.unchecked = Ingest(self.db, self.registry, self.keystore)  # a collector without [bhxh]
@@ -336,6 +335,7 @@ class Month:
     window: fleet.Interval
     now: float  # when the report is made
     devices: tuple[DeviceTruth, ...]  # what the report must list, by device id
+    people: tuple[citizens.Citizen, ...]  # everyone who could have come
 
 
 def a_month(
@@ -437,27 +437,24 @@ def a_month(
             ),
             DeviceTruth("qr-0004", SITES["qr-0004"], 0.0, e - s, 0, 0, 0),
         ),
+        tuple(people),
     )
 
 
 _stores = itertools.count()
 
 
-@contextlib.contextmanager
 def month_in_store(
-    kind: str,
-    request: pytest.FixtureRequest,
-    tmp: pathlib.Path,
-    people: Sequence[citizens.Citizen],
-    year: int,
-    month: int,
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, year: int, month: int
 ) -> Iterator[tuple[Reception, Month]]:
-    """``a_month`` in a fresh store of ``kind`` (sqlite, postgresql), the fake gateway knowing
-    ``people``: for a module's tests to share, read only."""
-    if kind == "sqlite":
+    """``a_month`` in a fresh store of the kind ``request.param`` names (sqlite, postgresql), the
+    fake gateway knowing the people: for a module-scoped fixture whose tests only read it."""
+    tmp = tmp_path_factory.mktemp(f"month-{year}-{month}")
+    if request.param == "sqlite":
         url = f"sqlite:///{tmp / 'collector.db'}"
     else:
         url = request.getfixturevalue("postgres").create_database(f"month_{os.getpid()}_{next(_stores)}")
+    people = citizens.population(150, seed=11, today=datetime.date(year, month, 15))
     gateway = BhxhGateway(people, username="bv", password="pw", officers=[(OFFICER.name, OFFICER.cccd)])
     gateway.start()
     r = Reception(url)

@@ -13,7 +13,6 @@ from collector import fleet, stats
 from collector.db import open_db
 from collector.metrics import Metrics
 from collector.tracker import FleetTracker
-from sim import citizens
 
 from .his_visits import _STATUS as STATUS  # the Result status of each insurance state
 from .reception import DEAD, DONE, FAC, OTHER_FAC, PENDING, Month, Reception, Truth, month_in_store
@@ -21,20 +20,12 @@ from .reception import DEAD, DONE, FAC, OTHER_FAC, PENDING, Month, Reception, Tr
 YEAR, MONTH = 2026, 10
 
 
-@pytest.fixture(scope="module")
-def people() -> list[citizens.Citizen]:
-    return citizens.population(150, seed=11, today=datetime.date(YEAR, MONTH, 15))
-
-
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def october(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, people: list[citizens.Citizen]
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Reception, Month]]:
     """October 2026 at the counters, in each kind of store; the tests only read it."""
-    with month_in_store(
-        request.param, request, tmp_path_factory.mktemp("october"), people, YEAR, MONTH
-    ) as built:
-        yield built
+    yield from month_in_store(request, tmp_path_factory, YEAR, MONTH)
 
 
 def status_of(t: Truth) -> str:
