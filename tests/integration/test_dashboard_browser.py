@@ -20,7 +20,9 @@ from pathlib import Path
 import pytest
 from facility import FAC, Site, wait
 
-from collector import fleet
+from collector import config, fleet
+from collector.db import open_db
+from collector.web import Users
 from collector.web.render import percent
 from sim import citizens
 from sim.hall import Hall, HallSettings
@@ -35,18 +37,6 @@ ARTIFACTS = ROOT / ".artifacts"
 USER = "it-01"
 PASSWORD = "mật khẩu của phòng CNTT"
 HEARTBEAT = 2.0  # seconds: a node that stops is offline within 3 heartbeats
-
-
-def _cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tools.cli", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=False,
-        timeout=60,
-    )
 
 
 def _provision(site: Site) -> list[dict[str, object]]:
@@ -106,8 +96,11 @@ def test_the_fleet_page_shows_the_simulators_truth(tmp_path: Path) -> None:
     try:
         site.start_collector()
         site.wait_subscribed()
-        added = _cli("web", "user", "add", "--config", str(toml), "--name", USER, stdin=PASSWORD + "\n")
-        assert added.returncode == 0, added.stderr
+        db = open_db(config.load(toml).store.url)
+        try:
+            Users(db).add(USER, PASSWORD)  # as `cccd-edge web user add` does (tests/unit/test_web_cli.py)
+        finally:
+            db.close()
         web, url = _dashboard(toml, tmp_path / "web.log")
         hall.start()
         connected = _connected_at(hall, 0)  # qr-0001, the known device
