@@ -387,7 +387,8 @@ def to_xlsx(report: MonthlyReport) -> bytes:
     for i in report.indicators:
         _row(sheet, (i.key, i.label, i.value, i.denominator, i.ratio, i.target, i.verdict, i.unit))
         row = sheet.max_row
-        sheet.cell(row, 3).number_format = sheet.cell(row, 4).number_format = "#,##0.##"
+        counts = "#,##0" if isinstance(i.value, int) else "#,##0.00"  # hours have decimals
+        sheet.cell(row, 3).number_format = sheet.cell(row, 4).number_format = counts
         sheet.cell(row, 5).number_format = "0.0%"
         sheet.cell(row, 6).number_format = "0%"
     sheet.append([])
@@ -435,7 +436,7 @@ def _header(sheet: "Worksheet", names: Sequence[str], font: "Font") -> None:
 
 def _row(sheet: "Worksheet", values: Iterable[object]) -> None:
     """Append a row; texts stay texts (openpyxl takes a text starting with '=' for a formula)."""
-    sheet.append([_nfc(v) if isinstance(v, str) else v for v in values])
+    sheet.append([(_nfc(v) or None) if isinstance(v, str) else v for v in values])
     for cell in sheet[sheet.max_row]:
         if isinstance(cell.value, str):
             cell.data_type = "s"

@@ -138,6 +138,7 @@ def check_xlsx(data: bytes, r: Reception, m: Month) -> None:
         _key, label, v, d, ratio, t, verdict, unit = got[key]
         assert label[0] == report.LABELS[key] and label[2] == "s"
         assert isinstance(v[0], int | float) and v[0] == pytest.approx(value)
+        assert v[1] == ("#,##0.00" if key == "uptime" else "#,##0") and d[1] == v[1]
         assert d[0] == (None if denominator is None else pytest.approx(denominator))
         if denominator is None:
             assert ratio[0] is None
