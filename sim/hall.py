@@ -304,6 +304,13 @@ class Truth:
             "doubles": int(doubles),
         }
 
+    def outcomes(self) -> dict[str, int]:
+        """The final Results the counters showed, by status (ok, warn, reject, error)."""
+        rows = self.db.execute(
+            "SELECT final_status, COUNT(*) FROM reads WHERE final_status IS NOT NULL GROUP BY final_status"
+        ).fetchall()
+        return {str(status): int(n) for status, n in rows}
+
     def reconcile(self, stored: Iterable[tuple[str, str, int]]) -> Reconciliation:
         """Compare with the reads a collector stored ((facility, device, seq) of each)."""
         accepted, have = self.accepted(), set(stored)
@@ -756,6 +763,10 @@ class Hall:
     def tally(self) -> dict[str, int]:
         """The ground truth's counts (read in the hall's loop, which owns the store)."""
         result: dict[str, int] = self.call(self.truth.tally)
+        return result
+
+    def outcomes(self) -> dict[str, int]:
+        result: dict[str, int] = self.call(self.truth.outcomes)
         return result
 
     def reconcile(self, stored: Iterable[tuple[str, str, int]]) -> Reconciliation:

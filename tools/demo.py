@@ -17,13 +17,15 @@ Mosquitto.
 
 import datetime
 import json
+import secrets
 import shutil
 import socket
 import sqlite3
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from collector import fleet
@@ -34,7 +36,7 @@ from sim.hall import VIETNAM, Hall
 from sim.his import FhirHis
 from sim.scenario import Scenario
 from tools import provision
-from tools.collectorproc import CollectorProcess, CollectorStartError
+from tools.collectorproc import COMMAND, ROOT, CollectorProcess, CollectorStartError
 from tools.embroker import EmbeddedBroker, EmbeddedBrokerError
 from tools.mosquitto import MOSQUITTO, Mosquitto, MosquittoError
 from tools.simproc import SimProcess, SimStartError
@@ -69,6 +71,7 @@ class Tally:
     registered_twice: int = 0  # visits the HIS holds more than once (must stay 0)
     lost: int = 0  # accepted by a node, not stored by its collector
     dropped: int = 0  # dropped by a full outbox (counted at the node)
+    outcomes: dict[str, int] = field(default_factory=dict)  # final Results by status
 
 
 class Facility:
@@ -99,6 +102,29 @@ class Facility:
             self.broker = EmbeddedBroker(self.home.path / "broker", self.port, base / f"broker-{code}.log")
         self.collector = CollectorProcess(self.home.path / "collector.toml", base / f"collector-{code}.log")
         self.db = self.home.path / "collector.db"
+        self.dashboard = SimProcess(
+            ["web", "run", "--config", str(self.home.path / "collector.toml"), "--port", "0"],
+            base / f"web-{code}.log",
+        )
+        self.login = ("it", secrets.token_urlsafe(9))  # the dashboard's user for this run
+
+    def start_dashboard(self) -> str:
+        """Add the run's IT user and start the facility's dashboard; its address."""
+        toml = str(self.home.path / "collector.toml")
+        added = subprocess.run(
+            [*COMMAND, "web", "user", "add", "--config", toml, "--name", self.login[0]],
+            input=self.login[1] + "\n",
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            check=False,
+        )
+        if added.returncode != 0:
+            raise DemoError(f"cannot add the dashboard's user: {added.stderr.strip()}")
+        try:
+            return self.dashboard.start().url
+        except SimStartError as exc:
+            raise DemoError(str(exc)) from None
 
     def configure(self, gateway_url: str, his_url: str) -> None:
         with (self.home.path / "collector.toml").open("a", encoding="utf-8") as f:
@@ -155,14 +181,14 @@ class Demo:
             self.apart = [
                 SimProcess(
                     [
-                        *("bhxh", "--username", "bv", "--password", "demo", "--citizens", "500"),
+                        *("sim", "bhxh", "--username", "bv", "--password", "demo", "--citizens", "500"),
                         *("--seed", "2026", "--officer", f"{OFFICER[0]}={OFFICER[1]}"),
                         *("--latency", f"{low:g}-{high:g}"),
                     ],
                     self.base / "gateway.log",
                 ),
                 SimProcess(
-                    ["his", "--db", str(self.his_db), "--latency", HIS_LATENCY], self.base / "his.log"
+                    ["sim", "his", "--db", str(self.his_db), "--latency", HIS_LATENCY], self.base / "his.log"
                 ),
             ]
         else:
@@ -178,6 +204,7 @@ class Demo:
         self.home, self.metrics_port = first.home, first.metrics_port  # the first facility's
         self.hall: Hall | None = None
         self.started = 0.0
+        self.dashboards: list[tuple[str, str, str, str]] = []  # (facility, address, user, password)
 
     def start(self) -> None:
         name = "Mosquitto" if self.broker_kind == MOSQUITTO_BROKER else "the embedded broker"
@@ -203,6 +230,7 @@ class Demo:
                 f.collector.wait_subscribed()
             except CollectorStartError as exc:
                 raise DemoError(str(exc)) from None
+        self.dashboards = [(f.code, f.start_dashboard(), *f.login) for f in self.facilities]
         configs = [json.loads(path.read_text("utf-8")) for f in self.facilities for path in f.configs]
         self.say(f"starting {len(configs)} virtual reader nodes")
         sc = self.scenario
@@ -228,6 +256,7 @@ class Demo:
             t.accepted, t.answered, t.pending = truth["accepted"], truth["answered"], truth["pending"]
             r = self.hall.reconcile(stored)
             t.lost, t.dropped = r.lost, r.dropped
+            t.outcomes = self.hall.outcomes()
         try:  # the fake HIS's own store: the visits it holds, by the visit identifier
             with sqlite3.connect(self.his_db, timeout=5) as db:
                 keys = db.execute(
@@ -256,6 +285,7 @@ class Demo:
         if self.hall is not None:
             self.hall.stop()
         for f in self.facilities:
+            f.dashboard.stop()
             f.collector.stop()
         if self.gateway is not None:
             self.gateway.stop()
@@ -292,7 +322,10 @@ def run(
     t = Tally()
     try:
         demo.start()
+        for code, url, user, password in demo.dashboards:
+            say(f"dashboard of {code}: {url}/ — user {user}, password {password}")
         say(f"running; metrics at http://127.0.0.1:{demo.metrics_port}/metrics; Ctrl-C stops")
+        before = (time.monotonic(), 0)
         while True:
             elapsed = time.monotonic() - demo.started
             if real_duration is not None and elapsed >= real_duration:
@@ -300,9 +333,14 @@ def run(
             if scenario.duration is not None and demo.sim_elapsed() >= scenario.duration:
                 break
             t = demo.tally()
+            now = time.monotonic()
+            rate = (t.accepted - before[1]) / max(now - before[0], 1e-6)
+            before = (now, t.accepted)
+            o = t.outcomes
             show(
-                f"{elapsed:6.0f} s  accepted {t.accepted:6d}  stored {t.stored:6d}  "
-                f"answered {t.answered:6d}  pending {t.pending:4d}  in the HIS {t.registered:6d}  "
+                f"{elapsed:6.0f} s  {rate:5.1f} reads/s  accepted {t.accepted:6d}  stored {t.stored:6d}  "
+                f"answered {t.answered:6d} (ok {o.get('ok', 0)}, warn {o.get('warn', 0)}, "
+                f"reject {o.get('reject', 0)})  pending {t.pending:4d}  in the HIS {t.registered:6d}  "
                 f"nodes online {t.online:3d}/{nodes}"
             )
             time.sleep(1.0)

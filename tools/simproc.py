@@ -1,12 +1,14 @@
-"""Run a fake of the outside world (``cccd-edge sim bhxh``, ``sim his``) as a child process.
+"""Run a fake of the outside world (``cccd-edge sim bhxh``, ``sim his``), or another serving
+command (``web run``), as a child process and learn where it listens.
 
 The benchmarks run the fakes apart from the virtual nodes that measure latency: in one process
 their hundreds of HTTP threads would compete for one interpreter lock with the nodes' MQTT
 threads, and the nodes' clocks would measure that contention instead of the collector. The real
 gateway and HIS are other machines; a process of their own is the nearer picture.
 
-``SimProcess(["bhxh", "--username", ...], log).start()`` starts it on a free port and returns once
-it printed where it listens (``url``); ``stop()`` sends Ctrl-C (SIGINT) and waits.
+``SimProcess(["sim", "bhxh", "--username", ...], log).start()`` starts it on a free port and returns
+once it printed where it listens (``url``: the first match of ``ready``); ``stop()`` sends Ctrl-C
+(SIGINT) and waits.
 """
 
 import re
@@ -18,7 +20,7 @@ from pathlib import Path
 
 from tools.collectorproc import COMMAND, ROOT
 
-_LISTENING = re.compile(r" on ((?:http|mllp)://\S+)")
+LISTENING = re.compile(r" (?:on|at) ((?:http|mllp)://\S+)")
 
 
 class SimStartError(RuntimeError):
@@ -26,8 +28,15 @@ class SimStartError(RuntimeError):
 
 
 class SimProcess:
-    def __init__(self, args: Sequence[str], log: Path, command: Sequence[str] = COMMAND) -> None:
+    def __init__(
+        self,
+        args: Sequence[str],
+        log: Path,
+        command: Sequence[str] = COMMAND,
+        ready: re.Pattern[str] = LISTENING,
+    ) -> None:
         self.args = list(args)
+        self.ready = ready
         self.log = log
         self.command = list(command)
         self.proc: subprocess.Popen[bytes] | None = None
@@ -42,21 +51,23 @@ class SimProcess:
     def start(self, timeout: float = 30.0) -> "SimProcess":
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [*self.command, "sim", *self.args], stdout=out, stderr=subprocess.STDOUT, cwd=ROOT
+                [*self.command, *self.args], stdout=out, stderr=subprocess.STDOUT, cwd=ROOT
             )
         deadline = time.monotonic() + timeout
         while True:
-            found = _LISTENING.search(self.output())
+            found = self.ready.search(self.output())
             if found:
-                self.url = found.group(1).rstrip(".,;")
+                self.url = found.group(1).rstrip(".,;/")
                 return self
             if self.proc.poll() is not None:
                 raise SimStartError(
-                    f"`sim {self.args[0]}` exited with {self.proc.returncode}: {self.output()}"
+                    f"`{' '.join(self.args[:2])}` exited with {self.proc.returncode}: {self.output()}"
                 )
             if time.monotonic() > deadline:
                 self.stop()
-                raise SimStartError(f"`sim {self.args[0]}` did not start in {timeout:g} s: {self.output()}")
+                raise SimStartError(
+                    f"`{' '.join(self.args[:2])}` did not start in {timeout:g} s: {self.output()}"
+                )
             time.sleep(0.05)
 
     def stop(self) -> None:

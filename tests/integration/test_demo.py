@@ -54,6 +54,7 @@ def test_demo_runs_and_loses_nothing() -> None:
     assert registered == accepted and twice == 0
     assert "2 facility homes (38001, 38002)" in out.stdout
     assert "starting the embedded broker" in out.stdout  # the default: nothing to install
+    assert re.search(r"dashboard of 38001: http://127\.0\.0\.1:\d+/ — user it, password \S+", out.stdout)
     assert (
         "cccd-demo-" not in subprocess.run(["ps", "ax"], capture_output=True, text=True, check=False).stdout
     )

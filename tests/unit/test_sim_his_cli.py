@@ -13,7 +13,9 @@ from .his_visits import population_visits
 
 
 def test_one_fake_his_takes_fhir_and_hl7v2(tmp_path: Path) -> None:
-    proc = SimProcess(["his", "--db", str(tmp_path / "his.db"), "--mllp-port", "0"], tmp_path / "his.log")
+    proc = SimProcess(
+        ["sim", "his", "--db", str(tmp_path / "his.db"), "--mllp-port", "0"], tmp_path / "his.log"
+    )
     proc.start()
     try:
         assert proc.url.startswith("http://127.0.0.1:") and proc.url.endswith("/fhir")
