@@ -1,0 +1,1 @@
+"""The CPython agent for Raspberry Pi reader nodes: QR scanners and NFC chip readers (issue 7)."""
