@@ -100,3 +100,20 @@ def test_scheduled_faults_happen_at_their_simulated_time(tmp_path: Path) -> None
     finally:
         hall.stop()
         site.stop()
+
+
+def test_a_skewed_clock_shows_in_the_reads_timestamps_not_in_their_delivery(tmp_path: Path) -> None:
+    site = Site(tmp_path)
+    people = citizens.population(20, seed=11, today=TODAY)
+    settings = HallSettings(peak=4 * 3600.0, habits=NodeHabits(skew=-3600.0))  # an hour slow
+    hall = Hall([site.node], people, tmp_path / "truth.db", settings)
+    try:
+        site.start_collector()
+        site.wait_subscribed()
+        hall.start()
+        wait(lambda: len(site.stored()) >= 3, 20, "reads stored")
+        rows = site.query("SELECT received, ts FROM reads")
+        assert all(3590 < received - ts / 1000 < 3610 for received, ts in rows)
+    finally:
+        hall.stop()
+        site.stop()
