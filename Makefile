@@ -20,8 +20,8 @@ demo: setup
 test: setup lint typecheck pytest
 
 lint: setup
-	$(BIN)/ruff check cccd collector sim tools agent tests
-	$(BIN)/ruff format --check cccd collector sim tools agent tests
+	$(BIN)/ruff check cccd firmware collector sim tools agent tests
+	$(BIN)/ruff format --check cccd firmware collector sim tools agent tests
 
 typecheck: setup
 	$(BIN)/mypy

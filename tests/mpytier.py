@@ -11,8 +11,10 @@
    and prints one report line per test; this module reads them back into an :class:`Outcome` per
    case. A case without a report (the run crashed or timed out) fails with the reason.
 
-Inside MicroPython: cccd/ is at /lib/cccd (as on the device), the harness at /tier-harness, the
-core tests at /tier-tests, tests/mpy/stubs (the ``cryptolib`` stand-in) at /tier-stubs and
+Inside MicroPython: cccd/ is at /lib/cccd and firmware/ at /lib/firmware (as on the device), the
+harness at /tier-harness, the core tests at /tier-tests, the firmware's tests (tests/firmware, run
+with the core tests unless ``$CCCD_MPY_CORE_TESTS`` names another directory) at /tier-firmware,
+tests/mpy/stubs (the ``cryptolib`` stand-in) at /tier-stubs and
 the data files the core tests read (``DATA_FILES``) at their repository paths under "/";
 tracebacks are rewritten to the host paths so that they point at the files.
 """
@@ -41,6 +43,8 @@ MARK = "\x1ecccd-mpy:"  # tests/mpy/harness.py's report prefix
 HARNESS = REPO / "tests" / "mpy" / "harness.py"
 STUBS = REPO / "tests" / "mpy" / "stubs"
 CCCD = REPO / "cccd"
+FIRMWARE = REPO / "firmware"
+FIRMWARE_TESTS = REPO / "tests" / "firmware"
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,11 @@ def load_stub(name: str) -> ModuleType:
 
 def core_dir() -> Path:
     return Path(os.environ.get(CORE_DIR_ENV) or REPO / "tests" / "core").resolve()
+
+
+def tier_dirs() -> list[Path]:
+    """The directories of tests the tier runs: the core tests, and the firmware's by default."""
+    return [core_dir()] if os.environ.get(CORE_DIR_ENV) else [core_dir(), FIRMWARE_TESTS]
 
 
 def tier_timeout() -> float:
@@ -131,12 +140,14 @@ def _module_cases(module: str, path: Path) -> list[Case]:
 
 # The directories' names hold a "-" so that none of them can be imported as a namespace package
 # from '' (the working directory, "/"), which MicroPython keeps first on sys.path.
-SYS_PATH = ("/tier-harness", "/tier-tests", "/tier-stubs")
+SYS_PATH = ("/tier-harness", "/tier-tests", "/tier-firmware", "/tier-stubs")
 
 
 def _places(core: Path) -> list[tuple[Path, str]]:
     return [
         (CCCD, "/lib/cccd"),
+        (FIRMWARE, "/lib/firmware"),
+        (FIRMWARE_TESTS, "/tier-firmware"),
         (HARNESS.parent, "/tier-harness"),
         (core, "/tier-tests"),
         (STUBS, "/tier-stubs"),

@@ -1,4 +1,5 @@
-"""Every core test (tests/core) again, under the MicroPython WebAssembly port.
+"""Every core test (tests/core) and firmware test (tests/firmware) again, under the MicroPython
+WebAssembly port.
 
 One pytest item per core test function, with ids like ``test_ccm.py::test_round_trip``; all of
 them run in one MicroPython process per session (tests/mpytier.py has the how). Set
@@ -10,10 +11,10 @@ package every item errors with how to install them: this tier is never skipped.
 from __future__ import annotations
 
 import pytest
-from mpytier import Case, Outcome, core_dir, discover, run_cases
+from mpytier import Case, Outcome, core_dir, discover, run_cases, tier_dirs
 
 CORE = core_dir()
-CASES = discover(CORE)
+CASES = [case for d in tier_dirs() for case in discover(d)]
 
 
 @pytest.fixture(scope="session")
