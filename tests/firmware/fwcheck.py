@@ -84,3 +84,23 @@ def raises(exc_type, fn, *args):
     except exc_type as exc:
         return exc
     raise AssertionError("expected %s" % exc_type.__name__)
+
+
+class FakeUART:
+    """A stand-in for ``machine.UART``: ``any()`` and ``read()`` over chunks queued by the test."""
+
+    def __init__(self):
+        self.chunks = []
+
+    def send(self, data):
+        self.chunks.append(bytes(data))
+
+    def any(self):
+        return sum(len(c) for c in self.chunks)
+
+    def read(self, n=-1):
+        if not self.chunks:
+            return None
+        data = b"".join(self.chunks)
+        self.chunks = []
+        return data
