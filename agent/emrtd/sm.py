@@ -12,14 +12,7 @@ import hmac
 
 from . import _crypto
 from .errors import SecureMessagingError
-
-
-def ber_length(n: int) -> bytes:
-    """A BER definite length."""
-    if n < 0x80:
-        return bytes([n])
-    body = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes([0x80 | len(body)]) + body
+from .tlv import ber_length
 
 
 def _split_command(apdu: bytes) -> tuple[bytes, bytes, int | None]:
