@@ -48,12 +48,13 @@ def mrz_information(document_number: str, birth: str, expiry: str) -> str:
     """Document number, DOB and expiry, each with its check digit: the input of BAC key derivation.
 
     A document number shorter than 9 characters is filled with '<'; longer ones (9303 Part 4's
-    extended numbers) are used whole."""
+    extended numbers) are used whole. A card without expiry (issued at 58 or later) is assumed to
+    fill the field with '<' as 9303 Part 3 does for an absent date: not yet checked on a real chip."""
     document_number = document_number.upper().ljust(9, "<")
     for ch in document_number:
         _value(ch)
-    if not (_is_yymmdd(birth) and _is_yymmdd(expiry)):
-        raise ValueError("birth and expiry dates are YYMMDD")
+    if not (_is_yymmdd(birth) and (_is_yymmdd(expiry) or expiry == "<<<<<<")):
+        raise ValueError("birth and expiry dates are YYMMDD (expiry '<<<<<<' for a card without one)")
     return "".join(f + check_digit(f) for f in (document_number, birth, expiry))
 
 

@@ -1,0 +1,197 @@
+"""Reading a CCCD chip: select the eMRTD application, BAC, read EF.COM, DG1, DG13 and EF.SOD under
+secure messaging, and passive authentication.
+
+The reader talks to the chip through one seam, ``transmit(apdu) -> response`` (the response's data
+and status word): a PC/SC connection (``pcsc.py``), or the virtual chip of ``sim/chip`` in tests. It
+never selects the MF (CCCD chips answer 6D00). Files are read by short EF identifier (one command
+selects and reads), with the largest Le the chip accepts: the first READ BINARY asks for
+``max_le`` (256), and a chip that answers 6700 (wrong length) or 6Cxx (the right length) is asked
+again with less; the Le found is kept for the rest of the read.
+
+Round trips of a CCCD read, measured against the virtual chip (DG1 95 bytes, DG13 ~400, SOD ~890
+with the simulator's EC-P256 test DS; a chip accepting Le up to 224): 12 -- SELECT, GET CHALLENGE,
+EXTERNAL AUTHENTICATE, EF.COM 1 + 1 (Le 256 refused), DG1 1, DG13 2, SOD 4. Issue 7's budget is 25
+(tests/unit/test_emrtd_reader.py holds it).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import lds, sod
+from .bac import AccessKeys, Challenge
+from .errors import AccessDeniedError, CardError, ChipDataError, SecureMessagingError
+from .sm import SecureMessaging
+
+Transmit = Callable[[bytes], bytes]
+
+AID = bytes.fromhex("A0000002471001")
+SFI_COM, SFI_SOD = 0x1E, 0x1D
+MAX_FILE = 64 * 1024  # the files we read are under 2 KiB; DG2 (not read) is the big one
+_LE_STEPS = (256, 224, 192, 128, 64, 32)
+SW_OK, SW_END_OF_FILE = 0x9000, 0x6282
+
+
+@dataclass(frozen=True)
+class ChipRead:
+    """What a chip read gave: the parsed files, passive authentication, and the raw files (by DG
+    number; 0 for EF.SOD) for whoever needs to keep the evidence."""
+
+    com: lds.Com
+    mrz: lds.Mrz
+    identity: lds.VnIdentity | None
+    passive: sod.PassiveAuthentication
+    raw: Mapping[int, bytes] = field(repr=False)
+    round_trips: int = 0
+
+    @property
+    def chip(self) -> str:
+        """``authenticated`` / ``failed`` / ``no_trust_anchor``."""
+        return self.passive.outcome.value
+
+    def summary(self) -> dict[str, Any]:
+        """The Read's ``chip`` field: data groups read and the passive authentication outcome."""
+        out: dict[str, Any] = {"dg": list(self.passive.groups), "pa": self.chip}
+        if self.passive.reason:
+            out["pa_reason"] = self.passive.reason
+        return out
+
+
+def _sw(response: bytes) -> tuple[bytes, int]:
+    if len(response) < 2:
+        raise CardError("the chip's answer is shorter than a status word", 0)
+    return response[:-2], int.from_bytes(response[-2:], "big")
+
+
+class ChipReader:
+    """Reads one chip through ``transmit``; ``store`` holds the trusted CSCA certificates."""
+
+    def __init__(
+        self,
+        transmit: Transmit,
+        store: sod.CscaStore,
+        *,
+        random: Callable[[int], bytes] = os.urandom,
+        max_le: int = 256,
+    ) -> None:
+        self._transmit = transmit
+        self._store = store
+        self._random = random
+        self._le = max_le
+        self._sm: SecureMessaging | None = None
+        self.round_trips = 0
+
+    # -- plain and protected exchanges ------------------------------------------------------------
+    def _plain(self, apdu: bytes) -> tuple[bytes, int]:
+        self.round_trips += 1
+        return _sw(self._transmit(apdu))
+
+    def _protected(self, apdu: bytes) -> tuple[bytes, int]:
+        assert self._sm is not None
+        self.round_trips += 1
+        response = self._transmit(self._sm.protect(apdu))
+        data, sw = self._sm.unprotect(response)
+        if len(response) == 2 and sw in (SW_OK, 0x6987, 0x6988):
+            self._sm = None
+            raise SecureMessagingError(f"the chip ended secure messaging ({sw:04X})")
+        return data, sw
+
+    # -- the steps ----------------------------------------------------------------------------------
+    def select_application(self) -> None:
+        _, sw = self._plain(b"\x00\xa4\x04\x0c" + bytes([len(AID)]) + AID)
+        if sw != SW_OK:
+            raise CardError("this card has no eMRTD application (not a chip CCCD)", sw)
+
+    def authenticate(self, keys: AccessKeys) -> None:
+        """BAC: GET CHALLENGE, EXTERNAL AUTHENTICATE, then secure messaging."""
+        rnd_icc, sw = self._plain(b"\x00\x84\x00\x00\x08")
+        if sw != SW_OK or len(rnd_icc) != 8:
+            raise CardError("GET CHALLENGE failed", sw)
+        challenge = Challenge(rnd_icc, self._random(8), self._random(16))
+        data = challenge.command_data(keys)
+        answer, sw = self._plain(b"\x00\x82\x00\x00\x28" + data + b"\x28")
+        if sw != SW_OK:
+            raise AccessDeniedError(
+                f"the chip refused basic access control ({sw:04X}): check the document number "
+                "(the last 9 digits of the personal ID), the date of birth and the expiry date"
+            )
+        self._sm = challenge.session(keys, answer)
+
+    def _read_binary(self, p1: int, p2: int, le: int) -> tuple[bytes, int]:
+        """READ BINARY, lowering Le while the chip refuses it."""
+        while True:
+            data, sw = self._protected(bytes([0x00, 0xB0, p1, p2, le & 0xFF]))
+            if sw == 0x6700 or (sw >> 8 == 0x6C and 0 < sw & 0xFF < le):
+                le = sw & 0xFF if sw >> 8 == 0x6C else next((s for s in _LE_STEPS if s < le), 0)
+                if not le:
+                    raise CardError("READ BINARY: the chip accepts no length", sw)
+                self._le = min(self._le, le)
+                continue
+            return data, sw
+
+    def read_file(self, sfi: int) -> bytes:
+        """A whole file by short EF identifier: the first chunk tells the length from its TLV header."""
+        first, sw = self._read_binary(0x80 | sfi, 0, self._le)
+        if sw not in (SW_OK, SW_END_OF_FILE):
+            raise CardError(f"reading file {sfi:02X}", sw)
+        total = _file_length(first)
+        data = bytearray(first[:total])
+        while len(data) < total:
+            offset = len(data)
+            if offset > 0x7FFF:
+                raise ChipDataError("file beyond READ BINARY's offsets")
+            chunk, sw = self._read_binary(offset >> 8, offset & 0xFF, min(self._le, total - offset))
+            if sw not in (SW_OK, SW_END_OF_FILE) or not chunk:
+                raise CardError(f"reading file {sfi:02X} at offset {offset}", sw)
+            data += chunk
+        return bytes(data[:total])
+
+    def read(self, keys: AccessKeys) -> ChipRead:
+        """The whole read: application, BAC, EF.COM, DG1, DG13 (when listed), EF.SOD, passive
+        authentication. A chip that fails passive authentication is returned with ``chip ==
+        "failed"``, never raised: the counter must see it flagged."""
+        self.select_application()
+        self.authenticate(keys)
+        com = lds.parse_com(self.read_file(SFI_COM))
+        groups = {1: self.read_file(1)}
+        if 13 in com.groups:
+            groups[13] = self.read_file(13)
+        sod_data = self.read_file(SFI_SOD)
+        passive = sod.passive_authentication(sod_data, groups, self._store)
+        return ChipRead(
+            com=com,
+            mrz=lds.parse_dg1(groups[1]),
+            identity=lds.parse_dg13(groups[13]) if 13 in groups else None,
+            passive=passive,
+            raw={**groups, 0: sod_data},
+            round_trips=self.round_trips,
+        )
+
+
+def _file_length(head: bytes) -> int:
+    """Header plus value length of the TLV a file starts with, from its first bytes."""
+    tag_len = 1
+    if head[:1] and head[0] & 0x1F == 0x1F:
+        while tag_len < min(len(head), 4) and head[tag_len] & 0x80:
+            tag_len += 1
+        tag_len += 1
+    if len(head) <= tag_len:
+        raise ChipDataError("file too short for its TLV header")
+    first = head[tag_len]
+    if first == 0x80 or first > 0x84:
+        raise ChipDataError("file header: indefinite or oversized length")
+    size = first & 0x7F if first & 0x80 else 0
+    if len(head) < tag_len + 1 + size:
+        raise ChipDataError("file too short for its TLV header")
+    length = int.from_bytes(head[tag_len + 1 : tag_len + 1 + size], "big") if size else first
+    total = tag_len + 1 + size + length
+    if total > MAX_FILE:
+        raise ChipDataError(f"file of {total} bytes is larger than any CCCD file")
+    return total
+
+
+def read_chip(transmit: Transmit, keys: AccessKeys, store: sod.CscaStore, **options: Any) -> ChipRead:
+    return ChipReader(transmit, store, **options).read(keys)

@@ -1,0 +1,98 @@
+"""The agent's chip reader against the virtual CCCD chip, in-process through the ``transmit`` seam:
+the whole read with passive authentication, an altered DG13, a wrong document number, a chip with a
+small buffer, and the round-trip budget of issue 7 (at most 25 for DG1 + DG13 + SOD)."""
+
+import datetime
+
+import pytest
+
+from agent.emrtd import AccessDeniedError, AccessKeys
+from agent.emrtd.errors import CardError
+from agent.emrtd.reader import ChipReader, read_chip
+from agent.emrtd.sod import CscaStore
+from sim import citizens
+from sim.chip import AID, ChipFiles, TestPki, VirtualChip, chip_files, expiry
+
+PKI = TestPki.generate()
+PEOPLE = citizens.population(20, seed=3, today=datetime.date(2026, 11, 1))
+PERSON = next(c for c in PEOPLE if c.cmnd and expiry(c.dob, c.issued))
+FILES = chip_files(PERSON, PKI)
+STORE = CscaStore([PKI.csca])
+
+
+def _keys(files: ChipFiles = FILES) -> AccessKeys:
+    return AccessKeys.from_mrz(*files.bac)
+
+
+class Recorder:
+    def __init__(self, chip: VirtualChip) -> None:
+        self.chip, self.sent = chip, []
+
+    def __call__(self, apdu: bytes) -> bytes:
+        self.sent.append(apdu)
+        return self.chip.transmit(apdu)
+
+
+def test_a_full_read_authenticates() -> None:
+    wire = Recorder(VirtualChip(FILES))
+    read = read_chip(wire, _keys(), STORE)
+    assert read.chip == "authenticated" and read.summary() == {"dg": [1, 13], "pa": "authenticated"}
+    assert read.mrz.personal_id == PERSON.cccd and read.identity is not None
+    assert (read.identity.personal_id, read.identity.name) == (PERSON.cccd, PERSON.name)
+    assert read.raw[13] == FILES.files[0x010D]
+    # the budget of issue 7; 1 more than the minimum: the chip refused Le 256 once
+    assert read.round_trips == len(wire.sent) <= 25
+    assert wire.sent[0] == bytes.fromhex("00A4040C07") + AID
+    assert not any(apdu[1] == 0xA4 and apdu[2] == 0x00 for apdu in wire.sent)  # never the MF
+
+
+def test_an_altered_dg13_fails_passive_authentication() -> None:
+    dg13 = FILES.files[0x010D]
+    altered = FILES.with_file(0x010D, dg13.replace(b"Kinh", b"Kinx"))
+    read = read_chip(VirtualChip(altered).transmit, _keys(), STORE)
+    assert read.chip == "failed"
+    assert read.summary()["pa_reason"] == "DG13 does not match its hash in the SOD"
+
+
+def test_an_unknown_csca_is_no_trust_anchor() -> None:
+    assert read_chip(VirtualChip(FILES).transmit, _keys(), CscaStore()).chip == "no_trust_anchor"
+
+
+def test_a_wrong_document_number_is_a_clear_error() -> None:
+    doc, birth, expiry = FILES.bac
+    wrong = AccessKeys.from_mrz(doc[:-1] + str((int(doc[-1]) + 1) % 10), birth, expiry)
+    with pytest.raises(AccessDeniedError, match="document number"):
+        read_chip(VirtualChip(FILES).transmit, wrong, STORE)
+
+
+def test_the_reader_finds_the_largest_le_the_chip_accepts() -> None:
+    chip = VirtualChip(FILES, max_le=100)
+    reader = ChipReader(chip.transmit, STORE)
+    assert reader.read(_keys()).chip == "authenticated"
+    assert reader._le == 64
+
+
+def test_a_card_without_the_application_is_refused() -> None:
+    chip = VirtualChip(FILES)
+    with pytest.raises(CardError, match="no eMRTD application"):
+        ChipReader(lambda apdu: chip.transmit(apdu[:-1] + b"\x02"), STORE).select_application()
+
+
+def test_the_virtual_chip_guards_its_files() -> None:
+    chip = VirtualChip(FILES)
+    assert chip.transmit(bytes.fromhex("00A4000C023F00")) == bytes.fromhex("6D00")
+    assert chip.transmit(bytes.fromhex("00A4040C07") + AID) == bytes.fromhex("9000")
+    assert chip.transmit(bytes.fromhex("00B09E0004")) == bytes.fromhex("6982")
+    reader = ChipReader(chip.transmit, STORE)
+    reader.authenticate(_keys())
+    tampered = bytearray(reader._sm.protect(bytes.fromhex("00B09E0004")))  # type: ignore[union-attr]
+    tampered[-2] ^= 1
+    assert chip.transmit(bytes(tampered)) == bytes.fromhex("6988")
+
+
+def test_a_card_without_expiry_reads() -> None:
+    elder = next(c for c in PEOPLE if expiry(c.dob, c.issued) is None)
+    files = chip_files(elder, PKI)
+    assert files.bac[2] == "<<<<<<"
+    read = read_chip(VirtualChip(files).transmit, _keys(files), STORE)
+    assert read.chip == "authenticated" and read.identity is not None and read.identity.expires is None
