@@ -160,6 +160,17 @@ def _bench_core(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _firmware_build(args: argparse.Namespace) -> int:
+    from tools import firmware
+
+    try:
+        image = firmware.build(args.out)
+    except firmware.FirmwareBuildError as exc:
+        raise CommandError("cannot build the firmware", str(exc)) from None
+    sys.stdout.write(firmware.format_image(image))
+    return EXIT_OK
+
+
 def _bench_ingest(args: argparse.Namespace) -> int:
     from tools import benchingest
     from tools.mosquitto import MosquittoError
@@ -916,6 +927,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reads", type=int, default=40_000, help="reads in all, split over the publishers")
     p.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     p.set_defaults(handler=_bench_ingest)
+
+    fw = sub.add_parser("firmware", help="the ESP32 node's MicroPython image").add_subparsers(
+        dest="firmware_command", metavar="ACTION", parser_class=_Parser
+    )
+    fw.required = True
+    p = fw.add_parser(
+        "build",
+        help="compile cccd/ and firmware/ with mpy-cross, write the image and a freeze manifest",
+        description="Compile every module of cccd/ and firmware/ to .mpy with mpy-cross 1.27 into "
+        "OUT/lib (copy it onto the node with mpremote), write OUT/manifest.py (a freeze manifest) and "
+        "OUT/image.json (sizes, SHA-256), and print the sizes.",
+    )
+    p.add_argument("--out", default="build/firmware", help="output directory (default build/firmware)")
+    p.set_defaults(handler=_firmware_build)
 
     _add_provision(sub)
     _add_sim(sub)
