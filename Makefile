@@ -9,8 +9,10 @@ STAMP  := .make
 
 # Debian packages the tests need, as `command:package` (installed only when the command is missing).
 # chromium: the dashboard's browser test (tests/integration/test_dashboard_browser.py).
+# pcscd, vsmartcard-vpcd: the PC/SC tier (tests/integration/test_chip_pcsc.py); swig and libpcsclite-dev
+# (pcsc-spy is its command) build pyscard, which has no wheel for Linux.
 APT_NEEDS := node:nodejs npm:npm mosquitto:mosquitto mosquitto_pub:mosquitto-clients pg_ctlcluster:postgresql \
-	chromium:chromium
+	chromium:chromium pcscd:pcscd vpcd-config:vsmartcard-vpcd swig:swig pcsc-spy:libpcsclite-dev
 
 .PHONY: demo test lint typecheck pytest setup clean
 
@@ -36,7 +38,7 @@ $(STAMP)/apt: Makefile
 	bash scripts/apt-ensure $(APT_NEEDS)
 	@touch $@
 
-$(STAMP)/venv: pyproject.toml
+$(STAMP)/venv: pyproject.toml | $(STAMP)/apt
 	@mkdir -p $(STAMP)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip

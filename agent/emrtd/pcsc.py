@@ -53,6 +53,7 @@ class PcscTransport:
 
     def close(self) -> None:
         if self._connection is not None:
-            with contextlib.suppress(Exception):  # closing: nothing left to tell the caller
-                self._connection.disconnect()
+            for step in (self._connection.disconnect, self._connection.release):
+                with contextlib.suppress(Exception):  # closing: nothing left to tell the caller
+                    step()
             self._connection = None

@@ -8,6 +8,7 @@ with the response APDU. ``VpcdCard`` runs that loop in a thread, reconnecting wh
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import threading
@@ -46,10 +47,13 @@ class VpcdCard:
         return self
 
     def stop(self) -> None:
+        """Remove the card (pcscd sees it gone at its next exchange) and end the thread."""
         self._stop.set()
         if self._sock is not None:
-            self._sock.close()
-        self._thread.join(timeout=5)
+            with contextlib.suppress(OSError):
+                self._sock.shutdown(socket.SHUT_RDWR)
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout=5)
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -1,0 +1,125 @@
+"""The agent's chip reader through the real PC/SC stack: pyscard -> libpcsclite -> pcscd -> the vpcd
+driver -> TCP -> the virtual CCCD chip of sim/chip, exactly as it reads a USB reader."""
+
+from __future__ import annotations
+
+import datetime
+import time
+from collections.abc import Iterator
+
+import pytest
+from pcsc import Pcscd
+
+from agent.emrtd import AccessDeniedError, AccessKeys, ChipError
+from agent.emrtd.pcsc import PcscTransport
+from agent.emrtd.reader import read_chip
+from agent.emrtd.sod import CscaStore
+from sim import citizens
+from sim.chip import ChipFiles, TestPki, VirtualChip, VpcdCard, chip_files, expiry
+
+pytestmark = pytest.mark.integration
+
+PKI = TestPki.generate()
+PERSON = next(
+    c for c in citizens.population(20, seed=5, today=datetime.date(2026, 11, 1)) if expiry(c.dob, c.issued)
+)
+FILES = chip_files(PERSON, PKI)
+KEYS = AccessKeys.from_mrz(*FILES.bac)
+STORE = CscaStore([PKI.csca])
+
+
+@pytest.fixture(scope="module")
+def pcscd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pcscd]:
+    daemon = Pcscd(tmp_path_factory.mktemp("pcscd")).start()
+    yield daemon
+    daemon.stop()
+
+
+def _insert(pcscd: Pcscd, files: ChipFiles) -> tuple[VpcdCard, PcscTransport]:
+    """The card in the virtual reader, and an open PC/SC connection to it."""
+    card = VpcdCard(VirtualChip(files), port=pcscd.port).start()
+    return card, _connect(pcscd, card)
+
+
+def _connect(pcscd: Pcscd, card: VpcdCard) -> PcscTransport:
+    """A PC/SC connection to the card, once pcscd's polling has found it."""
+    transport = PcscTransport(pcscd.reader)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            transport.connect()
+            return transport
+        except ChipError:
+            if time.monotonic() > deadline:
+                card.stop()
+                raise
+            time.sleep(0.1)
+
+
+@pytest.fixture
+def inserted(pcscd: Pcscd) -> Iterator[tuple[VpcdCard, PcscTransport]]:
+    card, transport = _insert(pcscd, FILES)
+    yield card, transport
+    transport.close()
+    card.stop()
+
+
+def test_a_full_read_through_pcscd_authenticates(inserted: tuple[VpcdCard, PcscTransport]) -> None:
+    _, transport = inserted
+    started = time.monotonic()
+    read = read_chip(transport.transmit, KEYS, STORE)
+    elapsed = time.monotonic() - started
+    assert read.chip == "authenticated"
+    assert read.identity is not None and read.identity.personal_id == PERSON.cccd
+    assert read.round_trips <= 25
+    print(f"PC/SC read: {read.round_trips} round trips in {elapsed * 1000:.0f} ms")
+
+
+def test_an_altered_dg13_through_pcscd_is_flagged(pcscd: Pcscd) -> None:
+    altered = FILES.with_file(0x010D, FILES.files[0x010D].replace(b"Kinh", b"Kinx"))
+    card, transport = _insert(pcscd, altered)
+    try:
+        read = read_chip(transport.transmit, KEYS, STORE)
+    finally:
+        transport.close()
+        card.stop()
+    assert read.chip == "failed"
+
+
+def test_a_wrong_document_number_through_pcscd(inserted: tuple[VpcdCard, PcscTransport]) -> None:
+    _, transport = inserted
+    _, birth, end = FILES.bac
+    with pytest.raises(AccessDeniedError):
+        read_chip(transport.transmit, AccessKeys.from_mrz("000000000", birth, end), STORE)
+
+
+def test_the_card_removed_mid_read_is_a_clean_error(pcscd: Pcscd) -> None:
+    card, transport = _insert(pcscd, FILES)
+    sent = 0
+
+    def transmit(apdu: bytes) -> bytes:
+        nonlocal sent
+        sent += 1
+        if sent == 6:
+            card.stop()
+        return transport.transmit(apdu)
+
+    try:
+        with pytest.raises(ChipError, match="removed"):
+            read_chip(transmit, KEYS, STORE)
+    finally:
+        transport.close()
+        # vpcd (vsmartcard 3.3) takes no new card after one vanished mid-command: a fresh pcscd for the next
+        pcscd.restart()
+
+
+def test_le_256_through_pcscd(pcscd: Pcscd) -> None:
+    """A chip that accepts Le 256: the protected answer (285 bytes) passes pcscd and vpcd whole."""
+    card = VpcdCard(VirtualChip(FILES, max_le=256), port=pcscd.port).start()
+    transport = _connect(pcscd, card)
+    try:
+        read = read_chip(transport.transmit, KEYS, STORE)
+    finally:
+        transport.close()
+        card.stop()
+    assert (read.chip, read.round_trips) == ("authenticated", 11)
