@@ -17,7 +17,7 @@ EXTERNAL AUTHENTICATE, EF.COM 1 + 1 (Le 256 refused), DG1 1, DG13 2, SOD 4. Issu
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +46,22 @@ class ChipRead:
     passive: sod.PassiveAuthentication
     raw: Mapping[int, bytes] = field(repr=False)
     round_trips: int = 0
+    attempts: int = 1  # BAC attempts: 1 + the expiry candidates the chip refused
+
+    def ident(self) -> dict[str, str]:
+        """The Read's ``id`` map (DESIGN.md): from DG13, the personal ID from DG1 when DG13 lacks it;
+        a key only when known."""
+        v = self.identity
+        pairs = {"cccd": (v.personal_id if v else None) or self.mrz.personal_id}
+        if v is not None:
+            pairs |= {
+                "cmnd": v.old_id,
+                "name": v.name,
+                "dob": v.birth,
+                "sex": v.sex if v.sex in ("M", "F") else None,
+            }
+            pairs |= {"address": v.residence, "issued": v.issued, "expires": v.expires}
+        return {k: value for k, value in pairs.items() if value}
 
     @property
     def chip(self) -> str:
@@ -149,12 +165,27 @@ class ChipReader:
             data += chunk
         return bytes(data[:total])
 
-    def read(self, keys: AccessKeys) -> ChipRead:
+    def open(self, keys: Sequence[AccessKeys]) -> int:
+        """Select the application and run BAC with each key in turn (the expiry candidates of
+        ``expiry.candidates``) until the chip accepts one; the number of attempts. The last refusal
+        is raised when none fits."""
+        if not keys:
+            raise ValueError("no BAC key to try")
+        self.select_application()
+        for attempt, key in enumerate(keys, 1):
+            try:
+                self.authenticate(key)
+                return attempt
+            except AccessDeniedError:
+                if attempt == len(keys):
+                    raise
+        raise AssertionError("unreachable")
+
+    def read(self, keys: AccessKeys | Sequence[AccessKeys]) -> ChipRead:
         """The whole read: application, BAC, EF.COM, DG1, DG13 (when listed), EF.SOD, passive
         authentication. A chip that fails passive authentication is returned with ``chip ==
         "failed"``, never raised: the counter must see it flagged."""
-        self.select_application()
-        self.authenticate(keys)
+        attempts = self.open([keys] if isinstance(keys, AccessKeys) else keys)
         com = lds.parse_com(self.read_file(SFI_COM))
         groups = {1: self.read_file(1)}
         if 13 in com.groups:
@@ -168,6 +199,7 @@ class ChipReader:
             passive=passive,
             raw={**groups, 0: sod_data},
             round_trips=self.round_trips,
+            attempts=attempts,
         )
 
 
@@ -193,5 +225,7 @@ def _file_length(head: bytes) -> int:
     return total
 
 
-def read_chip(transmit: Transmit, keys: AccessKeys, store: sod.CscaStore, **options: Any) -> ChipRead:
+def read_chip(
+    transmit: Transmit, keys: AccessKeys | Sequence[AccessKeys], store: sod.CscaStore, **options: Any
+) -> ChipRead:
     return ChipReader(transmit, store, **options).read(keys)

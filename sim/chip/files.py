@@ -5,8 +5,9 @@ ID, its check digit, the 12-digit ID in the optional data), DG13 (the Vietnamese
 number, PrintableString for numbers and UTF8String for text) and EF.SOD (CMS SignedData over the
 LDS security object, signed by the test Document Signer).
 
-The card's expiry follows the CCCD law 2014, art. 21: a card is renewed at 25, 40 and 60; one issued
-within 2 years before a milestone runs to the next one; one issued at 58 or later does not expire.
+The card's expiry follows the law it was issued under, art. 21 of each: renewal at 25, 40 and 60
+(CCCD law 2014), and at 14 too (Căn cước law 2023, cards issued from 2024-07-01); a card issued within
+2 years before a renewal age runs to the next one; one issued at 58 or later does not expire.
 """
 
 from __future__ import annotations
@@ -38,10 +39,11 @@ def check_digit(field: str) -> str:
 
 
 def expiry(dob: datetime.date, issued: datetime.date) -> datetime.date | None:
-    """The expiry date of a CCCD issued on ``issued`` (None: no expiry)."""
-    for age in (25, 40, 60):
+    """The expiry date of a card issued on ``issued`` (None: no expiry)."""
+    ages = (14, 25, 40, 60) if issued >= datetime.date(2024, 7, 1) else (25, 40, 60)
+    for age in ages:
         milestone = _birthday(dob, age)
-        if issued < milestone - datetime.timedelta(days=730):
+        if issued < _birthday(dob, age - 2):
             return milestone
     return None
 

@@ -8,6 +8,7 @@ import pytest
 
 from agent.emrtd import AccessDeniedError, AccessKeys
 from agent.emrtd.errors import CardError
+from agent.emrtd.expiry import candidates
 from agent.emrtd.reader import ChipReader, read_chip
 from agent.emrtd.sod import CscaStore
 from sim import citizens
@@ -96,3 +97,50 @@ def test_a_card_without_expiry_reads() -> None:
     assert files.bac[2] == "<<<<<<"
     read = read_chip(VirtualChip(files).transmit, _keys(files), STORE)
     assert read.chip == "authenticated" and read.identity is not None and read.identity.expires is None
+
+
+def test_expiry_candidates_from_the_qr_dates_open_the_chip() -> None:
+    """Only the QR was read: the renewal rules give the expiry; a refused candidate costs 2 round trips."""
+    doc, birth, _ = FILES.bac
+    tries = [AccessKeys.from_mrz(doc, birth, e) for e in candidates(PERSON.dob, PERSON.issued)]
+    first = read_chip(VirtualChip(FILES).transmit, tries, STORE)
+    assert (first.attempts, first.chip) == (1, "authenticated")
+    later = read_chip(VirtualChip(FILES).transmit, [AccessKeys.from_mrz(doc, birth, "991231"), *tries], STORE)
+    assert (later.attempts, later.round_trips) == (2, first.round_trips + 2)
+    with pytest.raises(AccessDeniedError):
+        read_chip(VirtualChip(FILES).transmit, tries[1:], STORE)
+
+
+def test_the_read_gives_the_id_map_of_the_wire_contract() -> None:
+    ident = read_chip(VirtualChip(FILES).transmit, _keys(), STORE).ident()
+    assert ident == {
+        "cccd": PERSON.cccd,
+        "cmnd": PERSON.cmnd,
+        "name": PERSON.name,
+        "dob": PERSON.dob.isoformat(),
+        "sex": PERSON.sex,
+        "address": PERSON.address,
+        "issued": PERSON.issued.isoformat(),
+        "expires": expiry(PERSON.dob, PERSON.issued).isoformat(),  # type: ignore[union-attr]
+    }
+
+
+@pytest.mark.parametrize(
+    ("dob", "issued", "first"),
+    [
+        ("1990-05-17", "2021-03-01", "300517"),  # 2014 law: at 30, valid to 40
+        ("1981-06-30", "2021-01-10", "410630"),  # at 39, within 2 years of 40: valid to 60
+        ("1962-02-01", "2021-05-05", "<<<<<<"),  # at 59: no expiry
+        ("2012-05-17", "2025-03-01", "370517"),  # 2023 law: at 12, within 2 years of 14: valid to 25
+        ("2016-02-29", "2024-09-01", "300228"),  # 2023 law: valid to 14; born on 29 February
+    ],
+)
+def test_expiry_candidates_follow_the_renewal_rules(dob: str, issued: str, first: str) -> None:
+    got = candidates(datetime.date.fromisoformat(dob), datetime.date.fromisoformat(issued))
+    assert got[0] == first and "<<<<<<" in got and len(set(got)) == len(got)
+
+
+def test_expiry_candidates_cover_the_simulated_population() -> None:
+    for c in citizens.population(300, seed=11, today=datetime.date(2026, 11, 1)):
+        card = expiry(c.dob, c.issued)
+        assert candidates(c.dob, c.issued)[0] == (card.strftime("%y%m%d") if card else "<<<<<<")
