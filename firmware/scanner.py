@@ -18,19 +18,9 @@ The clock is ``time.ticks_ms`` (``now`` may be given, for tests); ``ticks_diff``
 across the tick counter's wrap.
 """
 
-import time
 from binascii import crc32
 
-try:
-    from time import ticks_diff, ticks_ms
-except ImportError:  # CPython, for the tests
-
-    def ticks_ms():
-        return int(time.monotonic() * 1000)
-
-    def ticks_diff(a, b):
-        return a - b
-
+from firmware.ticks import ticks_diff, ticks_ms
 
 TERMINATOR = b"\r"
 GAP_MS = 200
