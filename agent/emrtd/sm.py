@@ -1,5 +1,6 @@
-"""Secure messaging after BAC (ICAO Doc 9303 Part 11, 9.8): 3DES-CBC for DO'87', the retail MAC in
-DO'8E' over the send sequence counter and the protected header and data objects.
+"""Secure messaging (ICAO Doc 9303 Part 11, 9.8): DO'87' encrypted (3DES-CBC after BAC, AES-CBC
+after PACE), DO'8E' a MAC (retail MAC, or AES-CMAC) over the send sequence counter and the
+protected header and data objects.
 
 ``SecureMessaging.protect`` turns a short plain command APDU into its protected form,
 ``unprotect`` checks and opens the chip's answer. Each call increments the SSC first, so one
@@ -57,35 +58,60 @@ def _objects(data: bytes) -> dict[int, bytes]:
 
 
 class SecureMessaging:
-    """The terminal's secure messaging session: session keys and the send sequence counter."""
+    """The terminal's secure messaging session: session keys and the send sequence counter.
 
-    def __init__(self, ks_enc: bytes, ks_mac: bytes, ssc: bytes) -> None:
+    ``aes`` False: 3DES-CBC with a zero IV and the retail MAC, 8-byte blocks and SSC (after BAC);
+    True: AES-CBC with IV = AES(KS_enc, SSC) and AES-CMAC, 16-byte blocks and SSC (after PACE)."""
+
+    def __init__(self, ks_enc: bytes, ks_mac: bytes, ssc: bytes, *, aes: bool = False) -> None:
         self.ks_enc = ks_enc
         self.ks_mac = ks_mac
+        self.aes = aes
+        self.block = 16 if aes else _crypto.BLOCK
+        if len(ssc) != self.block:
+            raise ValueError("the SSC is one block long")
         self._ssc = int.from_bytes(ssc, "big")
 
     def __repr__(self) -> str:  # keys never in logs
-        return "SecureMessaging(...)"
+        return f"SecureMessaging({'AES' if self.aes else '3DES'})"
 
     @property
     def ssc(self) -> bytes:
-        return self._ssc.to_bytes(8, "big")
+        return self._ssc.to_bytes(self.block, "big")
 
     def _next(self) -> bytes:
-        self._ssc = (self._ssc + 1) % (1 << 64)
+        self._ssc = (self._ssc + 1) % (1 << (8 * self.block))
         return self.ssc
+
+    def _mac(self, data: bytes) -> bytes:
+        if self.aes:
+            return _crypto.aes_cmac(self.ks_mac, _crypto.pad(data, 16))
+        return _crypto.retail_mac(self.ks_mac, data)
+
+    def _encrypt(self, data: bytes) -> bytes:
+        if self.aes:
+            iv = _crypto.aes_cbc(self.ks_enc, self.ssc)  # AES-ECB of the SSC: one block, zero IV
+            return _crypto.aes_cbc(self.ks_enc, _crypto.pad(data, 16), iv)
+        return _crypto.encrypt(self.ks_enc, _crypto.pad(data))
+
+    def _decrypt(self, data: bytes) -> bytes:
+        if self.aes:
+            iv = _crypto.aes_cbc(self.ks_enc, self.ssc)
+            return _crypto.unpad(_crypto.aes_cbc(self.ks_enc, data, iv, decrypt=True), 16)
+        return _crypto.unpad(_crypto.decrypt(self.ks_enc, data))
 
     def protect(self, apdu: bytes) -> bytes:
         """The protected form of a plain short command APDU (CLA with the SM bits set)."""
         header, data, le = _split_command(apdu)
         header = bytes([header[0] | 0x0C]) + header[1:]
         objects = b""
+        ssc = self._next()
         if data:
-            body = b"\x01" + _crypto.encrypt(self.ks_enc, _crypto.pad(data))
+            body = b"\x01" + self._encrypt(data)
             objects += b"\x87" + ber_length(len(body)) + body
         if le is not None:
             objects += b"\x97\x01" + bytes([le & 0xFF])
-        mac = _crypto.retail_mac(self.ks_mac, self._next() + _crypto.pad(header) + objects)
+        mac = self._mac(ssc + _crypto.pad(header, self.block) + objects)
         objects += b"\x8e\x08" + mac
         return header + bytes([len(objects)]) + objects + b"\x00"
 
@@ -107,14 +133,14 @@ class SecureMessaging:
         if do87 is not None:
             covered += b"\x87" + ber_length(len(do87)) + do87
         covered += b"\x99\x02" + do99
-        if not hmac.compare_digest(_crypto.retail_mac(self.ks_mac, ssc + covered), do8e):
+        if not hmac.compare_digest(self._mac(ssc + covered), do8e):
             raise SecureMessagingError("response MAC does not verify")
         data = b""
         if do87 is not None:
             if not do87 or do87[0] != 0x01:
                 raise SecureMessagingError("DO'87' without padding indicator 01")
             try:
-                data = _crypto.unpad(_crypto.decrypt(self.ks_enc, do87[1:]))
+                data = self._decrypt(do87[1:])
             except ValueError as exc:
                 raise SecureMessagingError(f"DO'87' does not decrypt: {exc}") from exc
         return data, int.from_bytes(do99, "big")
