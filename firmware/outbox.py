@@ -81,8 +81,9 @@ def write_atomic(path, text):
         os.rename(tmp, path)
 
 
-def read_atomic(path, parse):
-    """What :func:`write_atomic` last wrote completely, parsed by ``parse`` (None when invalid).
+def read_atomic(path, parse, limit=64):
+    """What :func:`write_atomic` last wrote completely (at most ``limit`` characters are read),
+    parsed by ``parse`` (None when invalid).
 
     A complete ``.tmp`` file is newer than the target (it is renamed away as soon as it is
     written), so it wins; a torn one fails ``parse`` and the target is used.
@@ -90,7 +91,7 @@ def read_atomic(path, parse):
     for candidate in (path + ".tmp", path):
         try:
             with open(candidate) as f:
-                text = f.read(64)
+                text = f.read(limit)
         except (OSError, UnicodeError):
             continue
         value = parse(text)

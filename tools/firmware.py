@@ -6,6 +6,7 @@ output directory holds::
 
     lib/cccd/*.mpy, lib/firmware/*.mpy   the image contents, for `mpremote cp -r lib :` onto the
                                          node's filesystem (LittleFS), as they are
+    main.py                              the node's /main.py: starts firmware.device.main()
     manifest.py                          a freeze manifest for a custom MicroPython build
                                          (FROZEN_MANIFEST=...): the same modules frozen into
                                          flash, where their bytecode costs no RAM
@@ -36,6 +37,14 @@ REPO = Path(__file__).resolve().parent.parent
 PACKAGES = ("cccd", "firmware")
 MICROPYTHON_VERSION = "1.27"  # of package.json's WebAssembly port and of the device image
 MPY_VERSION = 6  # the .mpy format of MicroPython 1.22 and later
+
+
+MAIN_PY = """\
+# /main.py of the cccd-edge ESP32 node (written by `cccd-edge firmware build`).
+import firmware.device
+
+firmware.device.main()
+"""
 
 
 class FirmwareBuildError(Exception):
@@ -128,6 +137,7 @@ def build(out: str | Path, *, root: Path = REPO, exe: str | None = None) -> Imag
                 sha256=hashlib.sha256(data).hexdigest(),
             )
         )
+    (out / "main.py").write_text(MAIN_PY, encoding="utf-8")
     _write_manifest(out, root)
     _write_report(out, image)
     return image
@@ -163,5 +173,5 @@ def format_image(image: Image) -> str:
         lines.append(f"{'total ' + package:<32} {src:>8,} {mpy:>8,}")
     src, mpy = image.total()
     lines.append(f"{'total':<32} {src:>8,} {mpy:>8,}")
-    lines.append(f"written to {image.out}: lib/, manifest.py, image.json")
+    lines.append(f"written to {image.out}: lib/, main.py, manifest.py, image.json")
     return "\n".join(lines) + "\n"

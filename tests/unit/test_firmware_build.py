@@ -21,7 +21,7 @@ for d in ("/lib", "/lib/cccd", "/lib/firmware"):
 for path, hexed in %(files)r:
     with open("/" + path, "wb") as f:
         f.write(binascii.unhexlify(hexed))
-import cccd.qr, firmware.node, firmware.outbox, firmware.seqstore
+import cccd.qr, firmware.node, firmware.outbox, firmware.seqstore, firmware.app, firmware.device
 assert cccd.qr.__file__.endswith(".mpy") and firmware.node.__file__.endswith(".mpy"), cccd.qr.__file__
 scan = cccd.qr.parse(%(qr)r, now=(2026, 11, 22))
 ob = firmware.outbox.Outbox("/ob")
@@ -46,6 +46,7 @@ def test_build_writes_the_image_the_manifest_and_the_sizes(
         assert data[:2] == b"M\x06" and len(data) == m["mpy_bytes"] < m["source_bytes"]
     total = report["totals"]["all"]["mpy_bytes"]
     assert total == report["totals"]["cccd"]["mpy_bytes"] + report["totals"]["firmware"]["mpy_bytes"]
+    assert "firmware.device.main()" in (out / "main.py").read_text()
     manifest = (out / "manifest.py").read_text()
     assert 'package("cccd", base_path=' in manifest and 'package("firmware", base_path=' in manifest
     base = manifest.split('package("firmware", base_path="')[1].split('"')[0]
