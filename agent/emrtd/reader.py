@@ -1,5 +1,6 @@
-"""Reading a CCCD chip: select the eMRTD application, BAC, read EF.COM, DG1, DG13 and EF.SOD under
-secure messaging, and passive authentication.
+"""Reading a CCCD chip: PACE with the CAN where EF.CardAccess offers it (CCCD chips do), else BAC
+with the MRZ information (each expiry candidate in turn); the eMRTD application; EF.COM, DG1, DG13
+and EF.SOD under secure messaging; passive authentication.
 
 The reader talks to the chip through one seam, ``transmit(apdu) -> response`` (the response's data
 and status word): a PC/SC connection (``pcsc.py``), or the virtual chip of ``sim/chip`` in tests. It
@@ -10,23 +11,26 @@ again with less; the Le found is kept for the rest of the read.
 
 Round trips of a CCCD read, measured against the virtual chip (DG1 95 bytes, DG13 ~400, SOD ~890
 with the simulator's EC-P256 test DS; a chip accepting Le up to 224): 12 -- SELECT, GET CHALLENGE,
-EXTERNAL AUTHENTICATE, EF.COM 1 + 1 (Le 256 refused), DG1 1, DG13 2, SOD 4. Issue 7's budget is 25
-(tests/unit/test_emrtd_reader.py holds it).
+EXTERNAL AUTHENTICATE, EF.COM 1 + 1 (Le 256 refused), DG1 1, DG13 2, SOD 4. With PACE: 17 (EF.CardAccess
+select and read 3 with one Le refusal, MSE:Set AT, 4 GENERAL AUTHENTICATE, SELECT, files 8). Issue
+7's budget is 25 (tests/unit/test_emrtd_reader.py holds it).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import lds, sod
+from . import lds, pace, sod
 from .bac import AccessKeys, Challenge
 from .errors import AccessDeniedError, CardError, ChipDataError, SecureMessagingError
 from .sm import SecureMessaging
 
 Transmit = Callable[[bytes], bytes]
+log = logging.getLogger(__name__)
 
 AID = bytes.fromhex("A0000002471001")
 SFI_COM, SFI_SOD = 0x1E, 0x1D
@@ -46,7 +50,7 @@ class ChipRead:
     passive: sod.PassiveAuthentication
     raw: Mapping[int, bytes] = field(repr=False)
     round_trips: int = 0
-    attempts: int = 1  # BAC attempts: 1 + the expiry candidates the chip refused
+    attempts: int = 1  # BAC attempts: 1 + the expiry candidates the chip refused; 0: PACE
 
     def ident(self) -> dict[str, str]:
         """The Read's ``id`` map (DESIGN.md): from DG13, the personal ID from DG1 when DG13 lacks it;
@@ -165,10 +169,47 @@ class ChipReader:
             data += chunk
         return bytes(data[:total])
 
-    def open(self, keys: Sequence[AccessKeys]) -> int:
-        """Select the application and run BAC with each key in turn (the expiry candidates of
-        ``expiry.candidates``) until the chip accepts one; the number of attempts. The last refusal
-        is raised when none fits."""
+    def card_access(self) -> list[pace.PaceInfo]:
+        """The PACE protocols EF.CardAccess offers (selected directly, never through the MF); none
+        when the chip has no EF.CardAccess (a BAC-only chip)."""
+        _, sw = self._plain(b"\x00\xa4\x02\x0c\x02\x01\x1c")
+        if sw != SW_OK:
+            return []
+        for le in _LE_STEPS:  # a small file (tens of bytes): one read at the largest Le accepted
+            data, sw = self._plain(bytes([0x00, 0xB0, 0x00, 0x00, le & 0xFF]))
+            if sw >> 8 == 0x6C:
+                data, sw = self._plain(bytes([0x00, 0xB0, 0x00, 0x00, sw & 0xFF]))
+            if sw != 0x6700:
+                self._le = min(self._le, len(data) if sw >> 8 == 0x6C else le)
+                break
+        if sw not in (SW_OK, SW_END_OF_FILE):
+            return []
+        return pace.parse_card_access(data)
+
+    def open_pace(self, can: str) -> bool:
+        """PACE with the CAN when EF.CardAccess offers the CCCD's protocol; False when it does not
+        (then BAC). A wrong CAN raises ``AccessDeniedError``."""
+        offered = [i for i in self.card_access() if i.oid == pace.ECDH_GM_AES_128 and i.parameter_id == 13]
+        if not offered:
+            return False
+        self._sm = pace.run(self._plain, pace.can_password(can), pace.CAN, offered[0])
+        _, sw = self._protected(b"\x00\xa4\x04\x0c" + bytes([len(AID)]) + AID)
+        if sw != SW_OK:
+            raise CardError("this card has no eMRTD application (not a chip CCCD)", sw)
+        return True
+
+    def open(self, keys: Sequence[AccessKeys], can: str | None = None) -> int:
+        """PACE with ``can`` where the chip offers it; else select the application and run BAC with
+        each key in turn (the expiry candidates of ``expiry.candidates``) until the chip accepts
+        one. The number of BAC attempts (0 after PACE). The last refusal is raised when none fits."""
+        if can is not None:
+            try:
+                if self.open_pace(can):
+                    return 0
+            except AccessDeniedError:
+                if not keys:
+                    raise
+                log.info("PACE refused the CAN; BAC with the MRZ information")
         if not keys:
             raise ValueError("no BAC key to try")
         self.select_application()
@@ -181,11 +222,11 @@ class ChipReader:
                     raise
         raise AssertionError("unreachable")
 
-    def read(self, keys: AccessKeys | Sequence[AccessKeys]) -> ChipRead:
-        """The whole read: application, BAC, EF.COM, DG1, DG13 (when listed), EF.SOD, passive
-        authentication. A chip that fails passive authentication is returned with ``chip ==
-        "failed"``, never raised: the counter must see it flagged."""
-        attempts = self.open([keys] if isinstance(keys, AccessKeys) else keys)
+    def read(self, keys: AccessKeys | Sequence[AccessKeys] = (), can: str | None = None) -> ChipRead:
+        """The whole read: PACE (with ``can``) or BAC (with ``keys``), EF.COM, DG1, DG13 (when
+        listed), EF.SOD, passive authentication. A chip that fails passive authentication is
+        returned with ``chip == "failed"``, never raised: the counter must see it flagged."""
+        attempts = self.open([keys] if isinstance(keys, AccessKeys) else keys, can)
         com = lds.parse_com(self.read_file(SFI_COM))
         groups = {1: self.read_file(1)}
         if 13 in com.groups:
@@ -226,6 +267,11 @@ def _file_length(head: bytes) -> int:
 
 
 def read_chip(
-    transmit: Transmit, keys: AccessKeys | Sequence[AccessKeys], store: sod.CscaStore, **options: Any
+    transmit: Transmit,
+    keys: AccessKeys | Sequence[AccessKeys],
+    store: sod.CscaStore,
+    *,
+    can: str | None = None,
+    **options: Any,
 ) -> ChipRead:
-    return ChipReader(transmit, store, **options).read(keys)
+    return ChipReader(transmit, store, **options).read(keys, can)

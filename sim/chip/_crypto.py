@@ -22,9 +22,9 @@ def iso_pad(data: bytes) -> bytes:
     return data + b"\x80" + b"\x00" * (n - 1)
 
 
-def iso_unpad(data: bytes) -> bytes:
+def iso_unpad(data: bytes, block: int = 8) -> bytes:
     i = data.rindex(b"\x80")  # ValueError when absent
-    if any(data[i + 1 :]) or len(data) - i > 8:
+    if any(data[i + 1 :]) or len(data) - i > block:
         raise ValueError("bad padding")
     return data[:i]
 

@@ -19,10 +19,11 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import _crypto
+from . import _crypto, _der, _pace
 from .files import ChipFiles, check_digit
 
 AID = bytes.fromhex("A0000002471001")
+CARD_ACCESS = 0x011C
 ATR = bytes.fromhex("3B8880014D524544303031008E")  # a contactless card's ATR as a PC/SC reader builds it
 
 SW_OK = 0x9000
@@ -32,6 +33,7 @@ SW_SECURITY = 0x6982
 SW_AUTH_FAILED = 0x6300
 SW_SM_MISSING = 0x6987
 SW_SM_WRONG = 0x6988
+SW_WRONG_DATA = 0x6A80
 SW_NOT_FOUND = 0x6A82
 SW_WRONG_P1P2 = 0x6B00
 SW_INS = 0x6D00
@@ -40,13 +42,55 @@ SW_CLA = 0x6E00
 
 @dataclass
 class _Session:
+    """3DES (after BAC) or AES (after PACE) secure messaging, the card's side."""
+
     ks_enc: bytes
     ks_mac: bytes
     ssc: int
+    aes: bool = False
+
+    @property
+    def block(self) -> int:
+        return 16 if self.aes else 8
 
     def bump(self) -> bytes:
-        self.ssc = (self.ssc + 1) & (1 << 64) - 1
-        return self.ssc.to_bytes(8, "big")
+        self.ssc = (self.ssc + 1) % (1 << (8 * self.block))
+        return self.ssc.to_bytes(self.block, "big")
+
+    def mac(self, data: bytes) -> bytes:
+        if self.aes:
+            return _pace.cmac8(self.ks_mac, _iso_pad(data, 16))
+        return _crypto.mac(self.ks_mac, data)
+
+    def encrypt(self, data: bytes) -> bytes:
+        if self.aes:
+            iv = _pace.aes(self.ks_enc, self.ssc.to_bytes(16, "big"))
+            return _pace.aes(self.ks_enc, _iso_pad(data, 16), iv)
+        return _crypto.des3(self.ks_enc, _crypto.iso_pad(data))
+
+    def decrypt(self, data: bytes) -> bytes:
+        if self.aes:
+            iv = _pace.aes(self.ks_enc, self.ssc.to_bytes(16, "big"))
+            return _crypto.iso_unpad(_pace.aes(self.ks_enc, data, iv, decrypt=True), 16)
+        return _crypto.iso_unpad(_crypto.des3(self.ks_enc, data, decrypt=True))
+
+
+def _iso_pad(data: bytes, block: int) -> bytes:
+    data += b"\x80"
+    return data + bytes(-len(data) % block)
+
+
+@dataclass
+class _PaceRun:
+    """The card's state between the GENERAL AUTHENTICATE steps of one PACE run."""
+
+    password: bytes
+    step: int = 0
+    nonce: int = 0
+    generator: tuple[int, int] | None = None
+    public: bytes = b""  # the card's ephemeral public key
+    terminal: bytes = b""  # the terminal's
+    keys: tuple[bytes, bytes] | None = None
 
 
 def _objects(data: bytes) -> list[tuple[int, bytes]]:
@@ -84,6 +128,8 @@ class VirtualChip:
         info = "".join(f + check_digit(f) for f in (doc.ljust(9, "<"), birth, expiry))
         seed = hashlib.sha1(info.encode("ascii")).digest()[:16]
         self._k_enc, self._k_mac = _crypto.kdf(seed, 1), _crypto.kdf(seed, 2)
+        # PACE passwords: 1 the MRZ (SHA-1 of its information), 2 the CAN (last 6 digits of the ID)
+        self._passwords = {1: hashlib.sha1(info.encode("ascii")).digest(), 2: doc[-6:].encode("ascii")}
         self.commands = 0  # APDUs answered since power on, for the round-trip budget
         self.power_on()
 
@@ -93,6 +139,7 @@ class VirtualChip:
         self._current: int | None = None
         self._challenge: bytes | None = None
         self._session: _Session | None = None
+        self._pace: _PaceRun | None = None
         self.commands = 0
 
     # -- the seam -----------------------------------------------------------------------------
@@ -120,9 +167,9 @@ class VirtualChip:
         ssc = session.bump()
         body = b""
         if data:
-            body += _do(0x87, b"\x01" + _crypto.des3(session.ks_enc, _crypto.iso_pad(data)))
+            body += _do(0x87, b"\x01" + session.encrypt(data))
         body += _do(0x99, sw.to_bytes(2, "big"))
-        body += _do(0x8E, _crypto.mac(session.ks_mac, ssc + body))
+        body += _do(0x8E, session.mac(ssc + body))
         return body + sw.to_bytes(2, "big")
 
     def _unwrap(self, session: _Session, apdu: bytes) -> bytes:
@@ -134,12 +181,12 @@ class VirtualChip:
         objects = dict(_objects(apdu[5 : 5 + lc]))
         ssc = session.bump()
         covered = b"".join(_do(t, objects[t]) for t in (0x87, 0x97) if t in objects)
-        expected = _crypto.mac(session.ks_mac, ssc + _crypto.iso_pad(apdu[:4]) + covered)
+        expected = session.mac(ssc + _iso_pad(apdu[:4], session.block) + covered)
         if not hmac.compare_digest(expected, objects.get(0x8E, b"")):
             raise ValueError("command MAC")
         plain = header
         if 0x87 in objects:
-            data = _crypto.iso_unpad(_crypto.des3(session.ks_enc, objects[0x87][1:], decrypt=True))
+            data = session.decrypt(objects[0x87][1:])
             plain += bytes([len(data)]) + data
         if 0x97 in objects:
             plain += objects[0x97][-1:]
@@ -150,7 +197,7 @@ class VirtualChip:
         ins, p1, p2 = apdu[1], apdu[2], apdu[3]
         body = apdu[5 : 5 + apdu[4]] if len(apdu) > 5 else b""
         le = (apdu[4] or 256) if len(apdu) == 5 else (apdu[-1] or 256) if len(apdu) > 5 + apdu[4] else 0
-        if apdu[0] & 0xF3:
+        if apdu[0] & 0xE3:  # 0x10, command chaining, is allowed (PACE's GENERAL AUTHENTICATE)
             return b"", SW_CLA
         if ins == 0xA4:
             return b"", self._select(p1, body)
@@ -161,6 +208,10 @@ class VirtualChip:
             return self._external_authenticate(body)
         if ins == 0xB0:
             return self._read_binary(p1, p2, le)
+        if ins == 0x22 and (p1, p2) == (0xC1, 0xA4) and CARD_ACCESS in self.files.files:
+            return b"", self._set_pace(body)
+        if ins == 0x86 and self._pace is not None:
+            return self._general_authenticate(body)
         return b"", SW_INS
 
     def _select(self, p1: int, body: bytes) -> int:
@@ -170,7 +221,7 @@ class VirtualChip:
             return SW_OK if self._app else SW_NOT_FOUND
         if p1 == 0x02 and len(body) == 2:
             fid = int.from_bytes(body, "big")
-            if not self._app or fid not in self.files.files:
+            if not (self._app or fid == CARD_ACCESS) or fid not in self.files.files:
                 return SW_NOT_FOUND
             self._current = fid
             return SW_OK
@@ -194,18 +245,77 @@ class VirtualChip:
         self._session = _Session(_crypto.kdf(seed, 1), _crypto.kdf(seed, 2), ssc)
         return e_icc + _crypto.mac(self._k_mac, e_icc), SW_OK
 
+    # -- PACE ---------------------------------------------------------------------------------------
+    def _set_pace(self, body: bytes) -> int:
+        try:
+            objects = dict(_objects(body))
+        except (ValueError, IndexError):
+            return SW_WRONG_DATA
+        if objects.get(0x80) != _der.oid(_pace.OID)[2:] or objects.get(0x84, b"\x0d") != b"\x0d":
+            return SW_WRONG_DATA
+        password = self._passwords.get(int.from_bytes(objects.get(0x83, b"\x00"), "big"))
+        if password is None:
+            return SW_WRONG_DATA
+        self._session, self._pace = None, _PaceRun(password)
+        return SW_OK
+
+    def _general_authenticate(self, body: bytes) -> tuple[bytes, int]:
+        run = self._pace
+        assert run is not None
+        try:
+            ((tag, inner),) = _objects(body)
+            items = dict(_objects(inner)) if tag == 0x7C else {}
+            return self._pace_step(run, items)
+        except (ValueError, IndexError, KeyError):
+            self._pace = None
+            return b"", SW_WRONG_DATA
+
+    def _scalar(self) -> int:
+        return 1 + int.from_bytes(self._random(40), "big") % (_pace.N - 1)
+
+    def _pace_step(self, run: _PaceRun, items: dict[int, bytes]) -> tuple[bytes, int]:
+        run.step += 1
+        if run.step == 1:  # the encrypted nonce
+            nonce = self._random(16)
+            run.nonce = int.from_bytes(nonce, "big")
+            z = _pace.aes(_pace.kdf(run.password, 3), nonce)
+            return _do(0x7C, _do(0x80, z)), SW_OK
+        if run.step == 2:  # generic mapping: G~ = s*G + SK*PK_terminal
+            secret = self._scalar()
+            shared = _pace.multiply(secret, _pace.decode(items[0x81]))
+            run.generator = _pace.plus(_pace.multiply(run.nonce, _pace.G), shared)
+            return _do(0x7C, _do(0x82, _pace.encode(_pace.multiply(secret, _pace.G)))), SW_OK
+        if run.step == 3 and run.generator is not None:  # key agreement on G~
+            secret = self._scalar()
+            run.terminal = items[0x83]
+            run.public = _pace.encode(_pace.multiply(secret, run.generator))
+            x = _pace.multiply(secret, _pace.decode(run.terminal))[0].to_bytes(32, "big")
+            run.keys = (_pace.kdf(x, 1), _pace.kdf(x, 2))
+            return _do(0x7C, _do(0x84, run.public)), SW_OK
+        if run.step == 4 and run.keys is not None:  # mutual authentication
+            self._pace = None
+            if not hmac.compare_digest(items[0x85], _pace.token(run.keys[1], run.public)):
+                return b"", SW_AUTH_FAILED
+            self._session = _Session(*run.keys, 0, aes=True)
+            return _do(0x7C, _do(0x86, _pace.token(run.keys[1], run.terminal))), SW_OK
+        self._pace = None
+        return b"", SW_WRONG_DATA
+
+    # -- files ---------------------------------------------------------------------------------------
     def _read_binary(self, p1: int, p2: int, le: int) -> tuple[bytes, int]:
-        if self._session is None:
-            return b"", SW_SECURITY
+        target: int | None
         if p1 & 0x80:
             fid = 0x0100 | (p1 & 0x1F)
-            if not self._app or fid not in self.files.files:
+            if not (self._app or fid == CARD_ACCESS) or fid not in self.files.files:
                 return b"", SW_NOT_FOUND
-            self._current, offset = fid, p2
+            target, offset = fid, p2
         else:
-            offset = (p1 << 8) | p2
-        if self._current is None:
+            target, offset = self._current, (p1 << 8) | p2
+        if target is None:
             return b"", SW_NOT_FOUND
+        if self._session is None and target != CARD_ACCESS:
+            return b"", SW_SECURITY
+        self._current = target
         if le > self.max_le:
             return b"", SW_WRONG_LENGTH
         data = self.files.files[self._current]

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from sim import citizens
 
 from . import _der
+from ._pace import card_access
 from .pki import TestPki
 
 SHA256 = "2.16.840.1.101.3.4.2.1"
@@ -155,10 +156,13 @@ def sod(groups: dict[int, bytes], pki: TestPki) -> bytes:
     return _der.tlv(0x77, _der.seq(_der.oid("1.2.840.113549.1.7.2"), _der.tlv(0xA0, signed_data)))
 
 
-def chip_files(c: citizens.Citizen, pki: TestPki) -> ChipFiles:
-    """The files of ``c``'s chip, signed by ``pki``'s Document Signer."""
+def chip_files(c: citizens.Citizen, pki: TestPki, *, pace: bool = True) -> ChipFiles:
+    """The files of ``c``'s chip, signed by ``pki``'s Document Signer; with EF.CardAccess offering
+    PACE (as CCCD chips do) unless ``pace`` is False (a BAC-only chip)."""
     expires = expiry(c.dob, c.issued)
     groups = {1: _der.tlv(0x61, _der.tlv(0x5F1F, mrz(c, expires).encode("ascii"))), 13: dg13(c, expires)}
     files = {0x011E: ef_com(bytes([0x61, 0x6D])), 0x011D: sod(groups, pki)}
+    if pace:
+        files[0x011C] = card_access()
     files |= {0x0100 + n: data for n, data in groups.items()}
     return ChipFiles(files, (c.cccd[3:], _yymmdd(c.dob), _yymmdd(expires)))

@@ -75,6 +75,15 @@ def test_a_full_read_through_pcscd_authenticates(inserted: tuple[VpcdCard, PcscT
     print(f"PC/SC read: {read.round_trips} round trips in {elapsed * 1000:.0f} ms")
 
 
+def test_pace_with_the_can_through_pcscd(inserted: tuple[VpcdCard, PcscTransport]) -> None:
+    """PACE-ECDH-GM-AES-CBC-CMAC-128 with the CAN (the last 6 digits of the personal ID), as the
+    virtual chip offers it in EF.CardAccess, then AES secure messaging for the whole read."""
+    _, transport = inserted
+    read = read_chip(transport.transmit, (), STORE, can=PERSON.cccd[-6:])
+    assert (read.chip, read.attempts) == ("authenticated", 0)
+    assert read.round_trips <= 25
+
+
 def test_an_altered_dg13_through_pcscd_is_flagged(pcscd: Pcscd) -> None:
     altered = FILES.with_file(0x010D, FILES.files[0x010D].replace(b"Kinh", b"Kinx"))
     card, transport = _insert(pcscd, altered)

@@ -144,3 +144,29 @@ def test_expiry_candidates_cover_the_simulated_population() -> None:
     for c in citizens.population(300, seed=11, today=datetime.date(2026, 11, 1)):
         card = expiry(c.dob, c.issued)
         assert candidates(c.dob, c.issued)[0] == (card.strftime("%y%m%d") if card else "<<<<<<")
+
+
+CAN = PERSON.cccd[-6:]
+
+
+def test_pace_with_the_can_reads_the_chip() -> None:
+    wire = Recorder(VirtualChip(FILES))
+    read = read_chip(wire, (), STORE, can=CAN)
+    assert (read.chip, read.attempts) == ("authenticated", 0)
+    assert read.identity is not None and read.identity.personal_id == PERSON.cccd
+    assert wire.sent[0] == bytes.fromhex("00A4020C02011C")  # EF.CardAccess selected directly
+    assert read.round_trips == len(wire.sent) <= 25
+
+
+def test_a_wrong_can_is_refused_then_bac_is_tried() -> None:
+    wrong = f"{(int(CAN) + 1) % 1_000_000:06d}"
+    with pytest.raises(AccessDeniedError, match="CAN"):
+        read_chip(VirtualChip(FILES).transmit, (), STORE, can=wrong)
+    read = read_chip(VirtualChip(FILES).transmit, _keys(), STORE, can=wrong)
+    assert (read.chip, read.attempts) == ("authenticated", 1)
+
+
+def test_a_chip_without_pace_is_read_with_bac() -> None:
+    files = chip_files(PERSON, PKI, pace=False)
+    read = read_chip(VirtualChip(files).transmit, _keys(files), STORE, can=CAN)
+    assert (read.chip, read.attempts) == ("authenticated", 1)
