@@ -4,7 +4,10 @@ transport of it."""
 
 from .bac import AccessKeys, Challenge, cccd_document_number, check_digit, mrz_information
 from .errors import AccessDeniedError, CardError, ChipDataError, ChipError, SecureMessagingError
+from .expiry import candidates as expiry_candidates
+from .reader import ChipRead, ChipReader, read_chip
 from .sm import SecureMessaging
+from .sod import CscaStore, Outcome
 
 __all__ = [
     "AccessDeniedError",
@@ -13,9 +16,15 @@ __all__ = [
     "Challenge",
     "ChipDataError",
     "ChipError",
+    "ChipRead",
+    "ChipReader",
+    "CscaStore",
+    "Outcome",
     "SecureMessaging",
     "SecureMessagingError",
     "cccd_document_number",
     "check_digit",
+    "expiry_candidates",
     "mrz_information",
+    "read_chip",
 ]

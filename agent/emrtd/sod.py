@@ -33,6 +33,7 @@ from .errors import ChipDataError
 
 _SIGNED_DATA = "1.2.840.113549.1.7.2"
 _LDS_SECURITY_OBJECT = "2.23.136.1.1.1"
+_CSCA_MASTER_LIST = "2.23.136.1.1.2"
 _CONTENT_TYPE, _MESSAGE_DIGEST = "1.2.840.113549.1.9.3", "1.2.840.113549.1.9.4"
 _HASHES = {
     "1.3.14.3.2.26": "sha1",
@@ -166,6 +167,31 @@ class CscaStore:
     @classmethod
     def from_pem(cls, pem: bytes) -> CscaStore:
         return cls(x509.load_pem_x509_certificates(pem))
+
+    @classmethod
+    def from_master_list(cls, data: bytes) -> CscaStore:
+        """The CSCA certificates of an ICAO master list (9303 Part 12, 9: a CMS SignedData whose
+        content, id-icao-cscaMasterList, is SEQUENCE { version, SET OF Certificate }).
+
+        The master list's own signature is not checked here: trust comes from where the file was
+        obtained (the ICAO PKD or the issuing state), as with a PEM bundle."""
+        try:
+            signed = tlv.decode_one(data, 0x30).children()
+            if tlv.oid(signed[0]) != _SIGNED_DATA:
+                raise ChipDataError("master list: not a CMS SignedData")
+            encap = next(
+                c for c in signed[1].child(0x30).children() if c.tag == 0x30 and c.children()[0].tag == 0x06
+            )
+            parts = encap.children()
+            if tlv.oid(parts[0]) != _CSCA_MASTER_LIST:
+                raise ChipDataError("master list: content is not a CSCA master list")
+            content = tlv.decode_one(parts[1].child(0x04).value, 0x30).children()
+            certificates = [x509.load_der_x509_certificate(c.raw) for c in content[1].children()]
+        except ChipDataError:
+            raise
+        except (IndexError, StopIteration, ValueError, TypeError, UnsupportedAlgorithm) as exc:
+            raise ChipDataError(f"master list: malformed ({type(exc).__name__})") from exc
+        return cls(certificates)
 
     def issuer_of(self, cert: x509.Certificate) -> x509.Certificate | None:
         """The CSCA that signed ``cert``, or None."""

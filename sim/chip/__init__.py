@@ -4,7 +4,17 @@
 
 from .card import AID, ATR, VirtualChip
 from .files import ChipFiles, chip_files, expiry
-from .pki import TestPki
+from .pki import TestPki, master_list
 from .vpcd import VpcdCard
 
-__all__ = ["AID", "ATR", "ChipFiles", "TestPki", "VirtualChip", "VpcdCard", "chip_files", "expiry"]
+__all__ = [
+    "AID",
+    "ATR",
+    "ChipFiles",
+    "TestPki",
+    "VirtualChip",
+    "VpcdCard",
+    "chip_files",
+    "expiry",
+    "master_list",
+]

@@ -9,7 +9,10 @@ from dataclasses import dataclass
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
+
+from . import _der
 
 
 def _name(common_name: str) -> x509.Name:
@@ -64,3 +67,26 @@ class TestPki:
 
     def sign(self, data: bytes) -> bytes:
         return self.ds_key.sign(data, ec.ECDSA(hashes.SHA256()))
+
+
+def master_list(pki: TestPki, *others: x509.Certificate) -> bytes:
+    """An ICAO CSCA master list (CMS SignedData, id-icao-cscaMasterList) holding ``pki``'s CSCA and
+    ``others``, signed by the DS key for want of a master list signer (readers do not check it)."""
+    certs = [c.public_bytes(Encoding.DER) for c in (pki.csca, *others)]
+    content = _der.seq(_der.integer(0), _der.set_of(*certs))
+    sha256 = _der.seq(_der.oid("2.16.840.1.101.3.4.2.1"), b"\x05\x00")
+    signer = _der.seq(
+        _der.integer(1),
+        _der.seq(pki.ds.issuer.public_bytes(), _der.integer(pki.ds.serial_number)),
+        sha256,
+        _der.seq(_der.oid("1.2.840.10045.4.3.2")),
+        _der.octets(pki.sign(content)),
+    )
+    signed = _der.seq(
+        _der.integer(3),
+        _der.set_of(sha256),
+        _der.seq(_der.oid("2.23.136.1.1.2"), _der.tlv(0xA0, _der.octets(content))),
+        _der.tlv(0xA0, pki.ds.public_bytes(Encoding.DER)),
+        _der.set_of(signer),
+    )
+    return _der.seq(_der.oid("1.2.840.113549.1.7.2"), _der.tlv(0xA0, signed))

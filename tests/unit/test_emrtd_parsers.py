@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from agent.emrtd import lds, sod, tlv
 from agent.emrtd.errors import ChipDataError
 from sim import citizens
-from sim.chip import TestPki, chip_files
+from sim.chip import TestPki, chip_files, master_list
 from sim.chip import _der as der
 
 PKI = TestPki.generate()
@@ -175,3 +175,22 @@ def test_a_forged_signature_fails() -> None:
     forged = files[SOD].replace(parsed.signature, bytes(len(parsed.signature)))
     result = sod.passive_authentication(forged, _groups(files), sod.CscaStore([PKI.csca]))
     assert result.outcome == sod.Outcome.FAILED
+
+
+def test_a_master_list_gives_the_csca_store() -> None:
+    other = TestPki.generate("Other test CSCA")
+    store = sod.CscaStore.from_master_list(master_list(PKI, other.csca))
+    assert set(store.certificates) == {PKI.csca, other.csca}
+    files = FILES[0].files
+    assert sod.passive_authentication(files[SOD], _groups(files), store).outcome == "authenticated"
+    with pytest.raises(ChipDataError):
+        sod.CscaStore.from_master_list(files[SOD][4:])  # a SignedData, but of an LDS security object
+    with pytest.raises(ChipDataError):
+        sod.CscaStore.from_master_list(master_list(PKI)[:-30])
+
+
+def test_the_public_surface() -> None:
+    import agent.emrtd  # noqa: PLC0415
+
+    assert set(agent.emrtd.__all__) >= {"read_chip", "ChipReader", "CscaStore", "AccessKeys", "ChipError"}
+    assert all(hasattr(agent.emrtd, name) for name in agent.emrtd.__all__)
