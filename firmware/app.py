@@ -14,6 +14,7 @@ a reboot loop. A hang anywhere stops the scanner loop's watchdog feeding and the
 the node; the outbox and the sequence reservation make that reset lose nothing.
 """
 
+import asyncio
 import gc
 import json
 
@@ -77,7 +78,7 @@ class Node:
         self.readers = readers or [{"type": "qr", "model": "GM65", "std": True}]
         self.bad_down = 0  # collector messages refused: tampered, foreign, replayed, malformed
         self.failures = 0  # read cycles that failed inside (flash, a bug): shown red, counted
-        self.link_failures = 0  # sessions lost
+        self.link_failures = 0  # sessions lost or not opened
         self.results = 0
         self.last_result = None  # (status, text) of the last Result shown
         self.started = ticks_ms()
@@ -203,15 +204,18 @@ def _parse_settings(text):
 # -- the device's loops ------------------------------------------------------------------------
 
 
-async def serve(node, open_link, wdt=None, random_unit=None):
+def _sleep_ms(ms):
+    sleep_ms = getattr(asyncio, "sleep_ms", None)  # MicroPython's; CPython (tests) has sleep only
+    return sleep_ms(ms) if sleep_ms is not None else asyncio.sleep(ms / 1000)
+
+
+async def serve(node, open_link, wdt=None, random_unit=None, backoff=backoff_ms):
     """Run the node forever: the scanner loop and the link loop (see the module docstring).
 
     ``open_link()`` → (reader, writer, mac, rssi_fn) brings Wi-Fi up and opens the TLS connection
     to the broker; it raises OSError when it cannot.
     """
-    import asyncio  # noqa: PLC0415 - the device's loops only
-
-    from firmware.mqtt import Session  # noqa: PLC0415
+    from firmware.mqtt import Session  # noqa: PLC0415 - the device's loops only
 
     async def scan_loop():
         while True:
@@ -225,7 +229,7 @@ async def serve(node, open_link, wdt=None, random_unit=None):
                 node.feedback.tick()  # the buzzer's pattern
             if wdt is not None:
                 wdt.feed()  # only here: a hung scanner loop resets the node
-            await asyncio.sleep_ms(20)
+            await _sleep_ms(20)
 
     async def heartbeat(session, rssi):
         last = None
@@ -264,14 +268,15 @@ async def serve(node, open_link, wdt=None, random_unit=None):
             ]
             await failed.wait()
         except Exception:  # OSError above all; anything else: the same backoff
-            node.link_failures += 1
+            pass
+        node.link_failures += 1  # a session ended, or none could be opened
         for task in tasks:
             task.cancel()
         if writer is not None:
             try:
                 writer.close()
-            except OSError:
+            except Exception:  # a dead socket may refuse even this
                 pass
-        delay = backoff_ms(attempt, random_unit() if random_unit else 0.5)
+        delay = backoff(attempt, random_unit() if random_unit else 0.5)
         attempt += 1
-        await asyncio.sleep_ms(delay)
+        await _sleep_ms(delay)

@@ -224,6 +224,9 @@ class FakeBroker:
         self.cut_off = True
         self.reader.close()
 
+    def close(self):  # the client closing its writer
+        self.cut()
+
     def write(self, data):
         if self.cut_off:
             raise OSError(104, "connection reset")
