@@ -9,11 +9,13 @@ selects and reads), with the largest Le the chip accepts: the first READ BINARY 
 ``max_le`` (256), and a chip that answers 6700 (wrong length) or 6Cxx (the right length) is asked
 again with less; the Le found is kept for the rest of the read.
 
-Round trips of a CCCD read, measured against the virtual chip (DG1 95 bytes, DG13 ~400, SOD ~890
-with the simulator's EC-P256 test DS; a chip accepting Le up to 224): 12 -- SELECT, GET CHALLENGE,
-EXTERNAL AUTHENTICATE, EF.COM 1 + 1 (Le 256 refused), DG1 1, DG13 2, SOD 4. With PACE: 17 (EF.CardAccess
-select and read 3 with one Le refusal, MSE:Set AT, 4 GENERAL AUTHENTICATE, SELECT, files 8). Issue
-7's budget is 25 (tests/unit/test_emrtd_reader.py holds it).
+Round trips of a CCCD read, measured against the virtual chip (DG1 95 bytes, DG13 ~400, SOD ~1000
+with the simulator's EC-P256 test DS; a chip accepting Le up to 224): with BAC 12 for DG1 + DG13 +
+SOD -- SELECT, GET CHALLENGE, EXTERNAL AUTHENTICATE, EF.COM 1 + 1 (Le 256 refused), DG1 1, DG13 2,
+SOD 4 -- and 4 more where the chip has DG14/DG15 (one read each, INTERNAL AUTHENTICATE, the longer SOD). With
+PACE, 5 more than BAC: EF.CardAccess (select, read, one Le refusal), MSE:Set AT and 4 GENERAL
+AUTHENTICATE instead of GET CHALLENGE and EXTERNAL AUTHENTICATE, the refusal no longer on EF.COM.
+Issue 7's budget is 25 for DG1 + DG13 + SOD (tests/unit/test_emrtd_reader.py holds it).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import lds, pace, sod
+from . import aa, lds, pace, sod
 from .bac import AccessKeys, Challenge
 from .errors import AccessDeniedError, CardError, ChipDataError, SecureMessagingError
 from .sm import SecureMessaging
@@ -48,6 +50,7 @@ class ChipRead:
     mrz: lds.Mrz
     identity: lds.VnIdentity | None
     passive: sod.PassiveAuthentication
+    active: aa.ActiveOutcome | None  # None: the chip has no DG15
     raw: Mapping[int, bytes] = field(repr=False)
     round_trips: int = 0
     attempts: int = 1  # BAC attempts: 1 + the expiry candidates the chip refused; 0: PACE
@@ -75,6 +78,8 @@ class ChipRead:
     def summary(self) -> dict[str, Any]:
         """The Read's ``chip`` field: data groups read and the passive authentication outcome."""
         out: dict[str, Any] = {"dg": list(self.passive.groups), "pa": self.chip}
+        if self.active is not None:
+            out["aa"] = self.active.value
         if self.passive.reason:
             out["pa_reason"] = self.passive.reason
         return out
@@ -222,6 +227,17 @@ class ChipReader:
                     raise
         raise AssertionError("unreachable")
 
+    def active_authentication(self, dg15: bytes, dg14: bytes | None) -> aa.ActiveOutcome:
+        """INTERNAL AUTHENTICATE with a fresh challenge, checked against DG15's key."""
+        challenge = self._random(8)
+        response, sw = self._protected(b"\x00\x88\x00\x00\x08" + challenge + b"\x00")
+        if sw != SW_OK:
+            return aa.ActiveOutcome.FAILED
+        try:
+            return aa.verify(dg15, dg14, challenge, response)
+        except ChipDataError:
+            return aa.ActiveOutcome.FAILED
+
     def read(self, keys: AccessKeys | Sequence[AccessKeys] = (), can: str | None = None) -> ChipRead:
         """The whole read: PACE (with ``can``) or BAC (with ``keys``), EF.COM, DG1, DG13 (when
         listed), EF.SOD, passive authentication. A chip that fails passive authentication is
@@ -229,15 +245,18 @@ class ChipReader:
         attempts = self.open([keys] if isinstance(keys, AccessKeys) else keys, can)
         com = lds.parse_com(self.read_file(SFI_COM))
         groups = {1: self.read_file(1)}
-        if 13 in com.groups:
-            groups[13] = self.read_file(13)
+        for n in (13, 14, 15):
+            if n in com.groups:
+                groups[n] = self.read_file(n)
         sod_data = self.read_file(SFI_SOD)
         passive = sod.passive_authentication(sod_data, groups, self._store)
+        active = self.active_authentication(groups[15], groups.get(14)) if 15 in groups else None
         return ChipRead(
             com=com,
             mrz=lds.parse_dg1(groups[1]),
             identity=lds.parse_dg13(groups[13]) if 13 in groups else None,
             passive=passive,
+            active=active,
             raw={**groups, 0: sod_data},
             round_trips=self.round_trips,
             attempts=attempts,

@@ -19,6 +19,10 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
 from . import _crypto, _der, _pace
 from .files import ChipFiles, check_digit
 
@@ -208,6 +212,8 @@ class VirtualChip:
             return self._external_authenticate(body)
         if ins == 0xB0:
             return self._read_binary(p1, p2, le)
+        if ins == 0x88 and self._session is not None and self.files.aa_key is not None:
+            return self._internal_authenticate(body)
         if ins == 0x22 and (p1, p2) == (0xC1, 0xA4) and CARD_ACCESS in self.files.files:
             return b"", self._set_pace(body)
         if ins == 0x86 and self._pace is not None:
@@ -244,6 +250,14 @@ class VirtualChip:
         ssc = int.from_bytes(rnd_icc[4:] + rnd_ifd[4:], "big")
         self._session = _Session(_crypto.kdf(seed, 1), _crypto.kdf(seed, 2), ssc)
         return e_icc + _crypto.mac(self._k_mac, e_icc), SW_OK
+
+    def _internal_authenticate(self, challenge: bytes) -> tuple[bytes, int]:
+        """Active Authentication: ECDSA-plain-SHA256 (r || s) of the terminal's 8-byte challenge."""
+        key = self.files.aa_key
+        if key is None or len(challenge) != 8:
+            return b"", SW_WRONG_DATA
+        r, s = decode_dss_signature(key.sign(challenge, ec.ECDSA(hashes.SHA256())))
+        return r.to_bytes(32, "big") + s.to_bytes(32, "big"), SW_OK
 
     # -- PACE ---------------------------------------------------------------------------------------
     def _set_pace(self, body: bytes) -> int:

@@ -18,7 +18,8 @@ import random
 import unicodedata
 from dataclasses import dataclass
 
-from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from sim import citizens
 
@@ -29,6 +30,8 @@ from .pki import TestPki
 SHA256 = "2.16.840.1.101.3.4.2.1"
 LDS_SECURITY_OBJECT = "2.23.136.1.1.1"
 DG13_OID = "1.0.10646.1.0.8"
+AA_INFO = "2.23.136.1.1.5"  # id-icao-mrtd-security-aaProtocolObject
+ECDSA_PLAIN_SHA256 = "0.4.0.127.0.7.1.1.4.1.3"
 _WEIGHTS = (7, 3, 1)
 
 
@@ -63,9 +66,10 @@ class ChipFiles:
 
     files: dict[int, bytes]
     bac: tuple[str, str, str]
+    aa_key: ec.EllipticCurvePrivateKey | None = None  # Active Authentication's key (DG15 has its public half)
 
     def with_file(self, fid: int, data: bytes) -> ChipFiles:
-        return ChipFiles({**self.files, fid: data}, self.bac)
+        return ChipFiles({**self.files, fid: data}, self.bac, self.aa_key)
 
 
 def _yymmdd(day: datetime.date | None) -> str:
@@ -156,13 +160,26 @@ def sod(groups: dict[int, bytes], pki: TestPki) -> bytes:
     return _der.tlv(0x77, _der.seq(_der.oid("1.2.840.113549.1.7.2"), _der.tlv(0xA0, signed_data)))
 
 
-def chip_files(c: citizens.Citizen, pki: TestPki, *, pace: bool = True) -> ChipFiles:
+def active_authentication(key: ec.EllipticCurvePrivateKey) -> dict[int, bytes]:
+    """DG14 (an ActiveAuthenticationInfo naming ECDSA-plain-SHA256, BSI TR-03111) and DG15 (the
+    public key) of a chip that does ECDSA Active Authentication."""
+    info = _der.seq(_der.oid(AA_INFO), _der.integer(1), _der.oid(ECDSA_PLAIN_SHA256))
+    spki = key.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    return {14: _der.tlv(0x6E, _der.set_of(info)), 15: _der.tlv(0x6F, spki)}
+
+
+def chip_files(c: citizens.Citizen, pki: TestPki, *, pace: bool = True, aa: bool = True) -> ChipFiles:
     """The files of ``c``'s chip, signed by ``pki``'s Document Signer; with EF.CardAccess offering
-    PACE (as CCCD chips do) unless ``pace`` is False (a BAC-only chip)."""
+    PACE (as CCCD chips do) unless ``pace`` is False (a BAC-only chip), and DG14/DG15 for Active
+    Authentication unless ``aa`` is False."""
     expires = expiry(c.dob, c.issued)
     groups = {1: _der.tlv(0x61, _der.tlv(0x5F1F, mrz(c, expires).encode("ascii"))), 13: dg13(c, expires)}
-    files = {0x011E: ef_com(bytes([0x61, 0x6D])), 0x011D: sod(groups, pki)}
+    key = ec.generate_private_key(ec.SECP256R1()) if aa else None
+    if key is not None:
+        groups |= active_authentication(key)
+    tags = bytes(0x60 + n if n > 4 else 0x61 for n in sorted(groups))
+    files = {0x011E: ef_com(tags), 0x011D: sod(groups, pki)}
     if pace:
         files[0x011C] = card_access()
     files |= {0x0100 + n: data for n, data in groups.items()}
-    return ChipFiles(files, (c.cccd[3:], _yymmdd(c.dob), _yymmdd(expires)))
+    return ChipFiles(files, (c.cccd[3:], _yymmdd(c.dob), _yymmdd(expires)), key)

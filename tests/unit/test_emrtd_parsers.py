@@ -33,7 +33,7 @@ def _entry(n: int, *values: bytes) -> bytes:
 @pytest.mark.parametrize("index", range(len(PEOPLE)))
 def test_files_of_the_virtual_chip_parse(index: int) -> None:
     person, files = PEOPLE[index], FILES[index].files
-    assert lds.parse_com(files[COM]).groups == (1, 13)
+    assert lds.parse_com(files[COM]).groups == (1, 13, 14, 15)
     mrz = lds.parse_dg1(files[DG1])
     assert (mrz.document_code, mrz.issuer, mrz.nationality) == ("ID", "VNM", "VNM")
     assert (mrz.document_number, mrz.personal_id, mrz.warn) == (person.cccd[3:], person.cccd, ())

@@ -5,6 +5,7 @@ small buffer, and the round-trip budget of issue 7 (at most 25 for DG1 + DG13 + 
 import datetime
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from agent.emrtd import AccessDeniedError, AccessKeys
 from agent.emrtd.errors import CardError
@@ -37,7 +38,8 @@ class Recorder:
 def test_a_full_read_authenticates() -> None:
     wire = Recorder(VirtualChip(FILES))
     read = read_chip(wire, _keys(), STORE)
-    assert read.chip == "authenticated" and read.summary() == {"dg": [1, 13], "pa": "authenticated"}
+    assert read.chip == "authenticated"
+    assert read.summary() == {"dg": [1, 13, 14, 15], "pa": "authenticated", "aa": "passed"}
     assert read.mrz.personal_id == PERSON.cccd and read.identity is not None
     assert (read.identity.personal_id, read.identity.name) == (PERSON.cccd, PERSON.name)
     assert read.raw[13] == FILES.files[0x010D]
@@ -170,3 +172,16 @@ def test_a_chip_without_pace_is_read_with_bac() -> None:
     files = chip_files(PERSON, PKI, pace=False)
     read = read_chip(VirtualChip(files).transmit, _keys(files), STORE, can=CAN)
     assert (read.chip, read.attempts) == ("authenticated", 1)
+
+
+def test_a_cloned_chip_fails_active_authentication() -> None:
+    """Files copied to another chip: passive authentication passes, the clone lacks the AA key."""
+    clone = ChipFiles(FILES.files, FILES.bac, ec.generate_private_key(ec.SECP256R1()))
+    read = read_chip(VirtualChip(clone).transmit, _keys(), STORE)
+    assert read.summary() == {"dg": [1, 13, 14, 15], "pa": "authenticated", "aa": "failed"}
+
+
+def test_a_chip_without_dg15_has_no_active_authentication() -> None:
+    files = chip_files(PERSON, PKI, aa=False)
+    read = read_chip(VirtualChip(files).transmit, _keys(files), STORE)
+    assert read.active is None and read.summary() == {"dg": [1, 13], "pa": "authenticated"}
