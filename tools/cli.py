@@ -171,6 +171,22 @@ def _firmware_build(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _firmware_flash(args: argparse.Namespace) -> int:
+    import shlex
+
+    from tools import firmware
+
+    try:
+        plan = firmware.flash_plan(args.port, args.out, args.config, args.wifi, args.micropython)
+        if args.dry_run:
+            sys.stdout.write("".join(shlex.join(cmd) + "\n" for cmd in plan))
+        else:
+            firmware.flash(plan)
+    except firmware.FirmwareBuildError as exc:
+        raise CommandError("cannot flash the node", str(exc)) from None
+    return EXIT_OK
+
+
 def _bench_ingest(args: argparse.Namespace) -> int:
     from tools import benchingest
     from tools.mosquitto import MosquittoError
@@ -941,6 +957,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", default="build/firmware", help="output directory (default build/firmware)")
     p.set_defaults(handler=_firmware_build)
+    p = fw.add_parser(
+        "flash",
+        help="put the built image and a node's configuration on a board (esptool, mpremote)",
+        description="Copy OUT/lib, OUT/main.py, the node configuration file (as :node.json) and the "
+        "Wi-Fi file (as :wifi.json) onto the board with mpremote, after writing MicroPython's own "
+        "image with esptool when --micropython is given. --dry-run prints the commands only.",
+    )
+    p.add_argument("--port", required=True, help="the board's serial port, e.g. /dev/ttyUSB0")
+    p.add_argument("--out", default="build/firmware", help="the built image (default build/firmware)")
+    p.add_argument("--config", required=True, help="the node configuration file from provision device")
+    p.add_argument("--wifi", required=True, help='JSON {"ssid": ..., "password": ...}')
+    p.add_argument("--micropython", help="MicroPython 1.27's ESP32 .bin, to write first")
+    p.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
+    p.set_defaults(handler=_firmware_flash)
 
     _add_provision(sub)
     _add_sim(sub)

@@ -13,12 +13,13 @@ output directory holds::
     image.json                           every file's source and compiled size and SHA-256, the
                                          totals, mpy-cross's version
 
-Flashing (`cccd-edge firmware flash` is still to come; no hardware here): esptool writes
-MicroPython's ESP32 image, then ``mpremote connect PORT cp -r lib :`` and the node configuration
-file (``mpremote cp qr-0007.json :node.json``).
+`cccd-edge firmware flash --port PORT` (:func:`flash_plan`, :func:`flash`): esptool writes
+MicroPython's ESP32 image when one is given, then mpremote copies lib/, main.py, the node
+configuration file (as :node.json) and the Wi-Fi file (as :wifi.json) and resets the board.
+``--dry-run`` prints the commands; no hardware is attached here, so only that is tested.
 
 Exceptions: :class:`FirmwareBuildError` (mpy-cross missing, of the wrong version, or refusing a
-module), raised with what to do.
+module; no built image, mpremote or esptool missing or failing), raised with what to do.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -48,7 +50,7 @@ firmware.device.main()
 
 
 class FirmwareBuildError(Exception):
-    """The build could not be made; the message says why and what to do."""
+    """The image could not be built or flashed; the message says why and what to do."""
 
 
 @dataclass
@@ -175,3 +177,42 @@ def format_image(image: Image) -> str:
     lines.append(f"{'total':<32} {src:>8,} {mpy:>8,}")
     lines.append(f"written to {image.out}: lib/, main.py, manifest.py, image.json")
     return "\n".join(lines) + "\n"
+
+
+def flash_plan(
+    port: str,
+    out: str | Path,
+    node_config: str | Path,
+    wifi: str | Path,
+    micropython_image: str | Path | None = None,
+) -> list[list[str]]:
+    """The commands that put a built image (``out``) and a node's files on the board at ``port``."""
+    out = Path(out)
+    if not (out / "lib").is_dir() or not (out / "main.py").is_file():
+        raise FirmwareBuildError(f"no built image in {out}: run `cccd-edge firmware build` first")
+    for path in (node_config, wifi):
+        if not Path(path).is_file():
+            raise FirmwareBuildError(f"{path} does not exist")
+    plan: list[list[str]] = []
+    if micropython_image is not None:
+        plan.append(["esptool", "--chip", "esp32", "--port", port, "erase-flash"])
+        plan.append(
+            ["esptool", "--chip", "esp32", "--port", port, "write-flash", "0x1000", str(micropython_image)]
+        )
+    plan.append(
+        [
+            *["mpremote", "connect", port, "cp", "-r", str(out / "lib"), ":", "+"],
+            *["cp", str(out / "main.py"), ":main.py", "+"],
+            *["cp", str(node_config), ":node.json", "+", "cp", str(wifi), ":wifi.json", "+", "reset"],
+        ]
+    )
+    return plan
+
+
+def flash(plan: list[list[str]]) -> None:
+    """Run the commands of :func:`flash_plan`, stopping at the first that fails."""
+    for cmd in plan:
+        if shutil.which(cmd[0]) is None:
+            raise FirmwareBuildError(f"{cmd[0]} is not installed: pip install mpremote esptool")
+        if subprocess.run(cmd, check=False).returncode != 0:
+            raise FirmwareBuildError(f"{shlex.join(cmd[:4])} ... failed: is the board on that port?")

@@ -70,3 +70,25 @@ def test_a_wrong_mpy_cross_is_refused(tmp_path: Path) -> None:
     fake.chmod(0o755)
     with pytest.raises(firmware.FirmwareBuildError, match=r"MicroPython 1\.19"):
         firmware.build(tmp_path / "out", exe=str(fake))
+
+
+def test_flash_dry_run_and_clear_refusals(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "fw"
+    node, wifi = tmp_path / "node.json", tmp_path / "wifi.json"
+    node.write_text("{}")
+    wifi.write_text("{}")
+    args = ["firmware", "flash", "--port", "/dev/ttyUSB0", "--out", str(out)]
+    args += ["--config", str(node), "--wifi", str(wifi), "--dry-run"]
+    assert main(args) == 1  # nothing built yet
+    assert "run `cccd-edge firmware build` first" in capsys.readouterr().err
+    assert main(["firmware", "build", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main([*args, "--micropython", "mp.bin"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "esptool --chip esp32 --port /dev/ttyUSB0 erase-flash"
+    assert lines[1].endswith("write-flash 0x1000 mp.bin")
+    assert lines[2].startswith(f"mpremote connect /dev/ttyUSB0 cp -r {out}/lib : + cp {out}/main.py :main.py")
+    assert lines[2].endswith(f"cp {node} :node.json + cp {wifi} :wifi.json + reset")
+    missing = firmware.flash_plan("/dev/ttyUSB0", out, node, wifi)
+    with pytest.raises(firmware.FirmwareBuildError, match="not installed"):
+        firmware.flash([["no-such-mpremote-here", *missing[0][1:]]])
