@@ -10,8 +10,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from agent.emrtd import AccessDeniedError, AccessKeys
 from agent.emrtd.errors import CardError
 from agent.emrtd.expiry import candidates
+from agent.emrtd.message import read_message
 from agent.emrtd.reader import ChipReader, read_chip
 from agent.emrtd.sod import CscaStore
+from cccd import pseudonym, schema
 from sim import citizens
 from sim.chip import AID, ChipFiles, TestPki, VirtualChip, chip_files, expiry
 
@@ -185,3 +187,17 @@ def test_a_chip_without_dg15_has_no_active_authentication() -> None:
     files = chip_files(PERSON, PKI, aa=False)
     read = read_chip(VirtualChip(files).transmit, _keys(files), STORE)
     assert read.active is None and read.summary() == {"dg": [1, 13], "pa": "authenticated"}
+
+
+def test_a_chip_read_becomes_a_read_of_the_wire_contract() -> None:
+    secret = bytes(range(32))
+    read = read_chip(VirtualChip(FILES).transmit, _keys(), STORE)
+    msg = schema.decode(
+        "read", schema.encode("read", read_message(read, 7, 1_700_000_000_000, "ntp", secret))
+    )
+    assert (msg["src"], msg["seq"], msg["pid"]) == ("nfc", 7, pseudonym.pid(secret, cccd=PERSON.cccd))
+    assert msg["id"] == read.ident() and msg["chip"]["pa"] == "authenticated" and "warn" not in msg
+    assert msg["doc"] == ("cancuoc" if PERSON.issued >= datetime.date(2024, 7, 1) else "cccd")
+    altered = FILES.with_file(0x010D, FILES.files[0x010D].replace(b"Kinh", b"Kinx"))
+    flagged = read_message(read_chip(VirtualChip(altered).transmit, _keys(), STORE), 8, 1, "ntp", secret)
+    assert flagged["chip"]["pa"] == "failed" and flagged["warn"] == ["chip_failed"]
