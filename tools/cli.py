@@ -455,6 +455,33 @@ def _collector_replay(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _bench_fuzz(args: argparse.Namespace) -> int:
+    from tools import fuzz
+
+    targets = sorted(fuzz.TARGETS) if args.target == "all" else [args.target]
+    if any(t not in fuzz.TARGETS for t in targets) or args.seconds <= 0:
+        raise CommandError(
+            "cannot fuzz",
+            f"--target is one of {', '.join(sorted(fuzz.TARGETS))} or all; --seconds > 0",
+            code=EXIT_USAGE,
+        )
+    found = 0
+    for target in targets:
+        sys.stdout.write(f"fuzzing {target} for {args.seconds:g} s ...\n")
+        sys.stdout.flush()
+        code, out = fuzz.run_atheris(target, args.seconds, grow=args.grow)
+        done = [line for line in out.splitlines() if "DONE" in line]
+        sys.stdout.write(
+            f"  {target}: {'nothing found' if code == 0 else 'FOUND'}  {done[-1] if done else ''}\n"
+        )
+        if code != 0:
+            found += 1
+            sys.stdout.write(out[-3000:] + "\n")
+    if found:
+        sys.stdout.write(f"{found} targets broke their contract; the inputs are under {fuzz.FINDINGS}\n")
+    return EXIT_FAILED if found else EXIT_OK
+
+
 def _num(value: int | None) -> str:
     return "-" if value is None else str(value)
 
@@ -1025,6 +1052,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="only this device")
     p.add_argument("--seq", type=int, help="only this read (with --device)")
     p.set_defaults(handler=_collector_replay)
+
+    p = bench.add_parser(
+        "fuzz",
+        help="coverage-guided fuzzing of the parsers that take outside bytes",
+        description="Run atheris (libFuzzer) on each parser (cbor, envelope, read, qr, ack) seeded "
+        "with tests/fuzz/corpus; a rejection must be the boundary's own error with a reason. With "
+        "--grow the new interesting inputs join the corpus. Exit status 1 if anything was found; "
+        "the input is kept under .artifacts/fuzz/.",
+    )
+    p.add_argument("--target", default="all", help="cbor, envelope, read, qr, ack or all (default all)")
+    p.add_argument("--seconds", type=float, default=60.0, help="seconds per target (default 60)")
+    p.add_argument("--grow", action="store_true", help="add what it finds interesting to the corpus")
+    p.set_defaults(handler=_bench_fuzz)
 
     p = bench.add_parser(
         "counter",
