@@ -6,7 +6,8 @@ tables::
 
     reads(seq INTEGER PRIMARY KEY, payload BLOB)   oldest first; a row leaves only on ack(seq)
     meta(key TEXT PRIMARY KEY, value INTEGER)      'reserved': sequence numbers below it may have
-                                                   been used; 'dropped': reads ever dropped
+                                                   been used; 'dropped': reads ever dropped;
+                                                   'boot': the number of starts
 
 Sequence numbers are reserved ahead, as OSCORE does and as the firmware's seqstore does in flash:
 ``next_seq`` hands out numbers below ``reserved`` and moves ``reserved`` up by ``reserve`` in one
@@ -41,7 +42,9 @@ class Outbox:
                 "CREATE TABLE IF NOT EXISTS reads (seq INTEGER PRIMARY KEY, payload BLOB NOT NULL)"
             )
             self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)")
-            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('reserved', 0), ('dropped', 0)")
+            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('reserved', 0), ('dropped', 0), ('boot', 0)")
+            self._db.execute("UPDATE meta SET value = value + 1 WHERE key = 'boot'")
+        self.boot = self._meta("boot")  # this start's number, for status and telemetry
         self._next = self._meta("reserved")  # numbers before it may have been used before a restart
         self._limit = self._next
         self.dropped_since_boot = 0
