@@ -2,6 +2,7 @@
 order once the link is up, with the birth, Last Will and inventory first; results shown, settings
 applied and kept; replayed or tampered messages from the collector counted and ignored."""
 
+import gc
 import json
 
 from fwcheck import Event, FakeBroker, FakeUART, Scratch, pause, run
@@ -121,3 +122,24 @@ def test_reconnect_backoff_is_jittered_and_capped():
     assert backoff_ms(0, 0.0) == 500
     assert backoff_ms(3, 0.5) == int(0.5 * 1.5**3 * 1000)
     assert backoff_ms(50, 0.999) == backoff_ms(10, 0.999) < 60000
+
+
+def test_heap_of_a_scan_with_the_scanner_and_the_panel():
+    """MicroPython: every read after the first stays within 16 KB, the seq reservation's write
+    (every 100th read) included; the first builds the core's caches, which stay."""
+    if not hasattr(gc, "mem_alloc"):
+        return  # CPython: nothing to measure
+    with Scratch() as d:
+        uart = FakeUART()
+        node = _node(d, uart)
+        used = []
+        for i in range(102):
+            uart.send(QR.encode() + b"\r")
+            gc.collect()
+            before = gc.mem_alloc()
+            node.scan(i * 10000)
+            used.append(gc.mem_alloc() - before)
+        assert node.cycle.reads == 102
+        print("HEAP-SCAN first %d median %d max %d" % (used[0], sorted(used)[51], max(used[1:])))
+        assert max(used[1:]) <= 16384, max(used[1:])
+        node.outbox.close()
