@@ -402,6 +402,10 @@ class Outbox:
             head_seg, head_off = self._segs[0], 0
         self._head_seg, self._head_off = head_seg, head_off
         self._settle()
+        if pointer[:2] != [self._head_seg, self._head_off] and pointer != [0, 0, 0]:
+            # A pointer that had to be moved (past the end, between records, at a lost segment)
+            # is written now: records appended after it must never count as acknowledged.
+            self._save_pointer()
         if self._segs and tail_clean and self._ends[self._segs[-1]] < self.segment_size:
             self._file = open(self._path(self._segs[-1]), "ab")  # noqa: SIM115 - kept open
             self._appendable = True

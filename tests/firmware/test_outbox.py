@@ -197,3 +197,66 @@ def test_records_out_of_bounds_are_refused():
         raises(ValueError, ob.append, 1, bytes(129))
         ob.close()
         raises(ValueError, Outbox, d, 512, 4096, 600)
+
+
+def test_power_cut_between_the_pointer_and_a_segment_delete():
+    with Scratch() as d:
+        live, snap = d + "/live", d + "/snap"
+        ob = Outbox(live, **SMALL)
+        for seq in range(20):  # three segments: 9 + 9 + 2
+            ob.append(seq, _payload(seq))
+        ob.close()
+        copy_tree(live, snap)
+        ob = Outbox(live, **SMALL)
+        for seq in range(10):  # the first segment wholly acknowledged: deleted after the pointer
+            ob.ack(seq)
+        ob.close()
+        first = segments(snap)[0]
+        assert first not in segments(live)
+        write(live + "/" + first, read(snap + "/" + first))  # the cut came before the delete
+        ob = Outbox(live, **SMALL)
+        assert _seqs(ob) == list(range(10, 20))  # nothing acknowledged comes back
+        assert first not in segments(live) and ob.corrupt == 0
+        ob.close()
+
+
+def test_power_cut_while_the_oldest_segment_is_dropped():
+    with Scratch() as d:
+        live = d + "/live"
+        ob = Outbox(live, **SMALL)
+        for seq in range(72):  # eight full segments of 9
+            ob.append(seq, _payload(seq))
+        ob.close()
+        oldest = segments(live)[0]
+        kept = read(live + "/" + oldest)
+        ob = Outbox(live, **SMALL)
+        ob.append(72, _payload(72))  # drops the oldest: pointer first, then the delete
+        ob.close()
+        write(live + "/" + oldest, kept)  # the cut came before the delete
+        ob = Outbox(live, **SMALL)
+        assert ob.dropped == 9 and _seqs(ob) == list(range(9, 73))
+        ob.close()
+
+
+def test_a_pointer_between_records_or_past_the_end_loses_nothing_unacknowledged():
+    with Scratch() as d:
+        ob = Outbox(d, **SMALL)
+        for seq in range(5):
+            ob.append(seq, _payload(seq))
+        ob.close()
+        seg = int(segments(d)[0][:8])
+        write(d + "/ack", b"%d %d 0\n" % (seg, HEADER_SIZE + 40 + 3))  # inside record 1
+        ob = Outbox(d, **SMALL)
+        assert _seqs(ob) == [2, 3, 4]  # snapped to the next record boundary
+        ob.append(5, _payload(5))
+        assert _seqs(ob) == [2, 3, 4, 5]
+        ob.close()
+        write(d + "/ack", b"%d 999999 0\n" % seg)  # past the end of the segment
+        ob = Outbox(d, **SMALL)
+        assert _seqs(ob) == []
+        ob.append(6, _payload(6))  # a new read after it is still delivered
+        assert _seqs(ob) == [6]
+        ob.close()
+        ob = Outbox(d, **SMALL)
+        assert _seqs(ob) == [6]
+        ob.close()
