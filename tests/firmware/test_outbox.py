@@ -260,3 +260,55 @@ def test_a_pointer_between_records_or_past_the_end_loses_nothing_unacknowledged(
         ob = Outbox(d, **SMALL)
         assert _seqs(ob) == [6]
         ob.close()
+
+
+def test_random_appends_acks_restarts_and_torn_writes_against_a_model():
+    from firmware.seqstore import SeqStore
+
+    state = [12345]
+
+    def rand(n):  # a small LCG: the same sequence under CPython and MicroPython
+        state[0] = (state[0] * 1103515245 + 12345) & 0x7FFFFFFF
+        return state[0] % n
+
+    with Scratch() as d:
+        ob = Outbox(d + "/ob", **SMALL)
+        seqs = SeqStore(d + "/seq", reserve=7)
+        model = []  # unacknowledged sequence numbers, oldest first
+        used = set()
+        dropped = 0
+        for step in range(600):
+            op = rand(10)
+            if op < 5:  # a read
+                seq = seqs.next()
+                assert seq not in used, (step, seq)
+                used.add(seq)
+                ob.append(seq, _payload(seq, 20 + rand(60)))
+                model.append(seq)
+            elif op < 7 and model:  # PUBACKs, sometimes out of order
+                k = 1 + rand(min(3, len(model)))
+                for seq in reversed(model[:k]) if rand(2) else model[:k]:
+                    ob.ack(seq)
+                model = model[k:]
+            elif op == 7:  # restart
+                ob.close()
+                ob = Outbox(d + "/ob", **SMALL)
+                seqs = SeqStore(d + "/seq", reserve=7, floor=ob.last_seq + 1)
+            elif op == 8:  # power cut in the middle of a read's write
+                seq = seqs.next()
+                used.add(seq)
+                n = 20 + rand(60)
+                ob.append(seq, _payload(seq, n))
+                ob.close()
+                last = d + "/ob/" + segments(d + "/ob")[-1]
+                data = read(last)
+                write(last, data[: len(data) - 1 - rand(HEADER_SIZE + n - 1)])
+                ob = Outbox(d + "/ob", **SMALL)
+                seqs = SeqStore(d + "/seq", reserve=7, floor=ob.last_seq + 1)
+            got = [s for s, _ in ob.pending(1000)]
+            lost = ob.dropped - dropped
+            assert lost >= 0 and got == model[lost:], (step, op, got[:5], model[:5], lost)
+            model = got
+            dropped = ob.dropped
+        ob.close()
+        assert len(used) > 300 and dropped > 0  # the run went through drops too
