@@ -56,7 +56,7 @@ class SerialScanner:
     def __init__(
         self,
         port: str,
-        on_scan: Callable[[qr.Scan], None],
+        on_scan: Callable[[qr.Scan], object],
         *,
         baudrate: int = 9600,
         idle: float = 0.2,

@@ -11,6 +11,7 @@ A chip that fails passive authentication is shown as such, never as a good read.
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import logging
 import time
@@ -87,19 +88,36 @@ class Agent:
             keys = [AccessKeys.from_mrz(pid[3:], birth, e) for e in expiry_candidates(born, since)]
         return keys, pid[-6:]
 
-    def on_card(self, transmit: Transmit) -> ChipRead | None:
-        """A card on the chip reader: read it with the last scan's keys, submit its Read."""
+    def read_card(self, transmit: Transmit) -> ChipRead | None:
+        """Read the card on the reader with the last scan's keys (blocking: chip I/O only)."""
         keys, can = self.chip_keys()
         if not keys and can is None:
             self.display("Quét mã QR trước")
             return None
         try:
-            read = read_chip(transmit, keys, self.store, can=can)
+            return read_chip(transmit, keys, self.store, can=can)
         except ChipError as exc:
             log.info("chip read failed: %s", type(exc).__name__)
             self.display("Lỗi đọc chip")
             return None
+
+    def submit_card(self, read: ChipRead) -> int:
+        """The chip's Read into the outbox, its outcome on the display."""
         config = self.uplink.config
-        self.uplink.submit(lambda s: read_message(read, s, _ms(), "ntp", config.pseudonym_secret))
+        seq = self.uplink.submit(lambda s: read_message(read, s, _ms(), "ntp", config.pseudonym_secret))
         self.display(CHIP_TEXT[read.chip])
+        return seq
+
+    def on_card(self, transmit: Transmit) -> ChipRead | None:
+        """A card on the chip reader: read it, submit its Read (all in the caller's thread)."""
+        read = self.read_card(transmit)
+        if read is not None:
+            self.submit_card(read)
+        return read
+
+    async def card(self, transmit: Transmit) -> ChipRead | None:
+        """``on_card`` for the event loop: the chip I/O in a worker thread, the outbox in the loop's."""
+        read = await asyncio.to_thread(self.read_card, transmit)
+        if read is not None:
+            self.submit_card(read)
         return read

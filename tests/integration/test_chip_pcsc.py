@@ -3,17 +3,24 @@ driver -> TCP -> the virtual CCCD chip of sim/chip, exactly as it reads a USB re
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from pcsc import Pcscd
 
+from agent.cardpoll import poll_cards
 from agent.emrtd import AccessDeniedError, AccessKeys, ChipError
 from agent.emrtd.pcsc import PcscTransport
 from agent.emrtd.reader import read_chip
 from agent.emrtd.sod import CscaStore
+from agent.outbox import Outbox
+from agent.service import Agent
+from agent.uplink import NodeConfig, Uplink
+from cccd import qr
 from sim import citizens
 from sim.chip import ChipFiles, TestPki, VirtualChip, VpcdCard, chip_files, expiry
 
@@ -133,3 +140,31 @@ def test_le_256_through_pcscd(pcscd: Pcscd) -> None:
         card.stop()
     in_process = read_chip(VirtualChip(FILES, max_le=256).transmit, KEYS, STORE)
     assert (read.chip, read.round_trips) == ("authenticated", in_process.round_trips)
+
+
+def test_the_agent_reads_a_card_placed_on_the_reader(pcscd: Pcscd, tmp_path: Path) -> None:
+    """The node's card poller: the receptionist scans the QR, places the card; one chip Read."""
+    config = NodeConfig(
+        "pi-0001", "38001", "127.0.0.1", 8883, True, "", "pi-0001", "pw", bytes(32), bytes(32)
+    )
+    shown: list[str] = []
+    with Outbox(tmp_path / "outbox.db") as outbox:
+        agent = Agent(Uplink(config, outbox), STORE, display=shown.append)
+        agent.on_scan(qr.parse(citizens.qr_bytes(PERSON, PERSON.doc)))
+
+        async def place_card() -> None:
+            poller = asyncio.create_task(poll_cards(agent.card, pcscd.reader, interval=0.1))
+            card = VpcdCard(VirtualChip(FILES), port=pcscd.port).start()
+            try:
+                deadline = time.monotonic() + 15
+                while len(outbox) < 2:
+                    assert time.monotonic() < deadline, (shown, poller.done() and poller.exception())
+                    await asyncio.sleep(0.05)
+                await asyncio.sleep(0.5)  # left on the reader: not read twice
+            finally:
+                card.stop()
+                poller.cancel()
+                await asyncio.gather(poller, return_exceptions=True)
+
+        asyncio.run(place_card())
+        assert len(outbox) == 2 and shown == ["Đang kiểm tra...", "Chip hợp lệ"]

@@ -1,0 +1,62 @@
+"""``python -m agent --config node.json``: the Raspberry Pi reader node.
+
+systemd runs it (agent/cccd-edge-agent.service).
+
+Options: ``--outbox`` (the SQLite outbox, default /var/lib/cccd-edge/outbox.db), ``--serial PORT``
+(a serial QR scanner), ``--pcsc [NAME]`` (read chips on the PC/SC reader whose name contains NAME),
+``--csca FILE`` (trusted CSCA certificates: PEM, or an ICAO master list in DER).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from pathlib import Path
+
+from .cardpoll import poll_cards
+from .emrtd import CscaStore
+from .outbox import Outbox
+from .qr import SerialScanner
+from .service import Agent
+from .uplink import NodeConfig, Uplink
+
+
+def _store(path: Path | None) -> CscaStore:
+    if path is None:
+        return CscaStore()
+    data = path.read_bytes()
+    return CscaStore.from_pem(data) if b"-----BEGIN" in data else CscaStore.from_master_list(data)
+
+
+async def _main(args: argparse.Namespace) -> None:
+    config = NodeConfig.load(args.config)
+    args.outbox.parent.mkdir(parents=True, exist_ok=True)
+    with Outbox(args.outbox) as outbox:
+        agent = Agent(Uplink(config, outbox), _store(args.csca))
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(agent.uplink.run(), name="agent.uplink")
+            if args.serial:
+                tg.create_task(SerialScanner(args.serial, agent.on_scan).run(), name="agent.qr")
+            if args.pcsc is not None:
+                tg.create_task(poll_cards(agent.card, args.pcsc or None), name="agent.chip")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m agent", description="The Raspberry Pi reader node (QR and CCCD chip)."
+    )
+    parser.add_argument("--config", type=Path, required=True, help="the node configuration file")
+    parser.add_argument("--outbox", type=Path, default=Path("/var/lib/cccd-edge/outbox.db"))
+    parser.add_argument("--serial", help="serial port of a QR scanner, e.g. /dev/ttyACM0")
+    parser.add_argument(
+        "--pcsc", nargs="?", const="", help="read chips on this PC/SC reader (default: the first)"
+    )
+    parser.add_argument("--csca", type=Path, help="trusted CSCA certificates (PEM or ICAO master list)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(_main(args))
+
+
+if __name__ == "__main__":
+    main()
