@@ -188,22 +188,35 @@ async def open_link(config, wifi, wlan, clock):
     return reader, writer, mac, lambda: wlan.status("rssi")
 
 
-def main():
-    """Boot the node and serve forever (the watchdog starts first)."""
+NOT_CONFIGURED = "Chua cau hinh\nGoi phong IT"
+
+
+def read_files(config_path=CONFIG, wifi_path=WIFI):
+    """The node configuration and the Wi-Fi settings, or None when either is missing or bad."""
     import json  # noqa: PLC0415
+
+    try:
+        config = load_config(config_path)
+        with open(wifi_path) as f:
+            wifi = json.load(f)
+    except (OSError, ValueError):  # ConfigError is a ValueError
+        return None
+    if not isinstance(wifi, dict) or not isinstance(wifi.get("ssid"), str):
+        return None
+    return config, wifi
+
+
+def main():
+    """Boot the node and serve forever.
+
+    Without its files the node shows so and waits for IT, without the watchdog: a missing file
+    is not cured by a reset, and a reboot loop would hide the message.
+    """
     import random  # noqa: PLC0415
 
     import machine  # noqa: PLC0415 - the device's
     import network  # noqa: PLC0415
 
-    wdt = machine.WDT(timeout=WDT_MS)
-    config = load_config(CONFIG)
-    with open(WIFI) as f:
-        wifi = json.load(f)
-    try:
-        os.mkdir(ROOT)
-    except OSError:
-        pass
     pin = machine.Pin
     panel = Panel(
         pin(BOARD["green"], pin.OUT),
@@ -215,6 +228,16 @@ def main():
         panel.display = SSD1306(machine.I2C(0, sda=pin(BOARD["sda"]), scl=pin(BOARD["scl"])))
     except OSError:
         pass  # no display fitted: the lights and the buzzer still speak
+    files = read_files()
+    if files is None:
+        panel.rejected("config", NOT_CONFIGURED)
+        return
+    config, wifi = files
+    wdt = machine.WDT(timeout=WDT_MS)
+    try:
+        os.mkdir(ROOT)
+    except OSError:
+        pass
     uart = open_uart(BOARD["uart"], BOARD["baud"], BOARD["tx"], BOARD["rx"])
     clock = Clock()
     node = Node(config, ROOT, uart, clock, feedback=panel)

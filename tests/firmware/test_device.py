@@ -3,9 +3,10 @@ patterns, the display's text and its bytes on the I2C bus, PEM for MicroPython's
 
 import binascii
 
-from fwcheck import raises
+from fwcheck import Scratch, raises, write
+from test_node import _config
 
-from firmware.device import SSD1306, Panel, ascii_text, pem_to_der
+from firmware.device import SSD1306, Panel, ascii_text, pem_to_der, read_files
 from firmware.ticks import ticks_ms
 
 
@@ -85,3 +86,16 @@ def test_display_bytes_on_the_bus():
     oled.lines(["Co BHYT", "Han 31/12/2026"])
     _, data = i2c.writes[-1]
     assert data[0] == 0x40 and len(data) == 1 + 128 * 64 // 8 and any(data[1:])
+
+
+def test_the_node_files_are_read_or_refused_without_a_crash():
+    with Scratch() as d:
+        _config(d)  # writes d/node.json
+        wifi = d + "/wifi.json"
+        assert read_files(d + "/node.json", wifi) is None  # no Wi-Fi file yet
+        write(wifi, b'{"ssid": "BV-Quay", "password": "x"}')
+        config, got = read_files(d + "/node.json", wifi)
+        assert config["device"] == "qr-0007" and got["ssid"] == "BV-Quay"
+        write(wifi, b"[]")
+        assert read_files(d + "/node.json", wifi) is None
+        assert read_files(d + "/missing.json", wifi) is None
