@@ -50,7 +50,13 @@ class Agent:
         self.display = display
         self.clock = clock
         self._keys: tuple[float, dict[str, Any]] | None = None
+        self.reads = 0  # Reads submitted since start (telemetry's `reads`)
         self.uplink.on_result = self.show_result
+        self.uplink.counters = self.counters
+
+    def counters(self) -> dict[str, Any]:
+        """Telemetry's counters."""
+        return {"reads": self.reads}
 
     def show_result(self, result: dict[str, Any]) -> None:
         self.display(str(result["text"]))
@@ -71,6 +77,7 @@ class Agent:
         )
         if "cccd" in ident:
             self._keys = (self.clock(), ident)
+        self.reads += 1
         self.display("Đang kiểm tra...")
         return seq
 
@@ -105,6 +112,7 @@ class Agent:
         """The chip's Read into the outbox, its outcome on the display."""
         config = self.uplink.config
         seq = self.uplink.submit(lambda s: read_message(read, s, _ms(), "ntp", config.pseudonym_secret))
+        self.reads += 1
         self.display(CHIP_TEXT[read.chip])
         return seq
 

@@ -2,9 +2,10 @@
 
 ``Uplink.submit`` seals a Read (COSE_Encrypt0 with the node's up key, its sequence number from the
 outbox) and keeps it in the outbox; ``Uplink.run`` connects (TLS, the node's account, the contract's
-Last Will), announces ``online``, publishes every pending read in order at QoS 1 and removes each
-only after its PUBACK, and hands every Result for this node to ``on_result``. A lost connection
-is retried with capped, jittered backoff; reads wait in the outbox meanwhile, across restarts too.
+Last Will), announces ``online`` and its Inventory (both retained), sends a Telemetry heartbeat,
+publishes every pending read in order at QoS 1 and removes each only after its PUBACK, and hands
+every Result for this node to ``on_result``. A lost connection is retried with capped, jittered
+backoff; reads wait in the outbox meanwhile, across restarts too.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import platform
 import random
 import ssl
 import time
@@ -29,6 +31,8 @@ from .outbox import Outbox
 
 log = logging.getLogger(__name__)
 
+FIRMWARE = "cccd-edge-agent 0.1"
+
 
 @dataclass(frozen=True)
 class NodeConfig:
@@ -44,6 +48,7 @@ class NodeConfig:
     password: str
     secret: bytes
     pseudonym_secret: bytes
+    site: str = ""
 
     def __repr__(self) -> str:  # secrets never in logs
         return f"NodeConfig(device={self.device!r}, facility={self.facility!r})"
@@ -62,6 +67,7 @@ class NodeConfig:
             broker["password"],
             bytes.fromhex(cfg["secret"]),
             bytes.fromhex(cfg["pseudonym_secret"]),
+            str(cfg.get("site", ""))[:100],
         )
 
     @classmethod
@@ -76,13 +82,35 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def hardware() -> str:
+    """The board's model (a Raspberry Pi names itself in the device tree), else the machine type."""
+    try:
+        return Path("/proc/device-tree/model").read_text(errors="replace").strip("\x00 \n")[:64]
+    except OSError:
+        return f"linux-{platform.machine()}"[:64]
+
+
 class Uplink:
+    """``readers``: the Inventory's reader list; ``counters()``: the Telemetry's ``reads``, ``rej``
+    and ``rdr`` fields; a heartbeat every ``heartbeat`` seconds."""
+
     def __init__(
-        self, config: NodeConfig, outbox: Outbox, on_result: Callable[[dict[str, Any]], None] = lambda r: None
+        self,
+        config: NodeConfig,
+        outbox: Outbox,
+        on_result: Callable[[dict[str, Any]], None] = lambda r: None,
+        *,
+        readers: list[dict[str, Any]] | None = None,
+        counters: Callable[[], dict[str, Any]] = dict,
+        heartbeat: float = 60.0,
     ) -> None:
         self.config = config
         self.outbox = outbox
         self.on_result = on_result
+        self.readers = readers if readers is not None else [{"type": "nfc", "model": "PC/SC", "std": True}]
+        self.counters = counters
+        self.heartbeat = heartbeat
+        self._started = time.monotonic()
         self._keys = keys.derive(config.secret)
         self._wake = asyncio.Event()
         self.connected = asyncio.Event()
@@ -133,10 +161,28 @@ class Uplink:
         online = schema.encode("status", schema.status("online", self.outbox.boot, _now_ms()))
         await client.publish(self.config.topic("status"), online, qos=1, retain=True)
         await client.subscribe(self.config.topic("result"), qos=1)
+        inventory = schema.inventory(hardware(), self.readers, fw=FIRMWARE, site=self.config.site or None)
+        await client.publish(
+            self.config.topic("inventory"), schema.encode("inventory", inventory), qos=1, retain=True
+        )
         self.connected.set()
         async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._telemetry(client), name=f"uplink[{self.config.device}].telemetry")
             tg.create_task(self._deliver(client), name=f"uplink[{self.config.device}].deliver")
             tg.create_task(self._receive(client), name=f"uplink[{self.config.device}].receive")
+
+    async def _telemetry(self, client: aiomqtt.Client) -> None:
+        while True:
+            beat = schema.telemetry(
+                int(time.monotonic() - self._started),
+                self.outbox.boot,
+                q=len(self.outbox),
+                drop=self.outbox.dropped_since_boot,
+                fw=FIRMWARE,
+                **self.counters(),
+            )
+            await client.publish(self.config.topic("telemetry"), schema.encode("telemetry", beat), qos=0)
+            await asyncio.sleep(self.heartbeat)
 
     async def _deliver(self, client: aiomqtt.Client) -> None:
         topic = self.config.topic("read")

@@ -80,6 +80,10 @@ def test_chip_reads_reach_the_collector_once_across_an_agent_restart(tmp_path: P
         assert all(answered[s]["status"] in ("ok", "warn", "reject") for s in seqs)
         with Outbox(path) as outbox:
             assert len(outbox) == 0 and outbox.boot == 3
+        kinds = {
+            k for (k,) in site.query("SELECT kind FROM device_latest WHERE device = ?", (config.device,))
+        }
+        assert kinds >= {"status", "inventory", "telemetry"}  # the fleet sees the node
     finally:
         site.stop()
         gateway.stop()
