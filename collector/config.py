@@ -92,7 +92,8 @@ class BhxhSettings:
     timeout: float = 10.0
     dead_after_hours: float = 72.0
     breaker_failures: int = 5
-    breaker_cooldown: float = 30.0
+    # short: the counter waits on the gateway (with "pending") for as long as the circuit stays open
+    breaker_cooldown: float = 10.0
 
 
 HIS_PROTOCOLS = ("fhir", "hl7v2")

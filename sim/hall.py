@@ -131,7 +131,7 @@ class NodeHabits:
 _TRUTH = """
 CREATE TABLE IF NOT EXISTS reads (
     facility TEXT NOT NULL, device TEXT NOT NULL, seq INTEGER NOT NULL,
-    person INTEGER NOT NULL, doc TEXT NOT NULL, scanned REAL NOT NULL,
+    person INTEGER NOT NULL, doc TEXT NOT NULL, scanned REAL NOT NULL, scanned_at REAL,
     sent REAL, acked REAL, first_status TEXT, first_at REAL, final_status TEXT, final_at REAL,
     PRIMARY KEY (facility, device, seq));
 CREATE TABLE IF NOT EXISTS outbox (
@@ -207,8 +207,9 @@ class Truth:
         """A read accepted at the counter: into the outbox and the ground truth, together."""
         with self.db:
             self.db.execute(
-                "INSERT INTO reads (facility, device, seq, person, doc, scanned) VALUES (?, ?, ?, ?, ?, ?)",
-                (facility, device, seq, person, doc, scanned),
+                "INSERT INTO reads (facility, device, seq, person, doc, scanned, scanned_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (facility, device, seq, person, doc, scanned, time.monotonic()),
             )
             self.db.execute(
                 "INSERT INTO outbox (facility, device, seq, payload) VALUES (?, ?, ?, ?)",
