@@ -198,7 +198,10 @@ class Demo:
             low_text, _, high_text = HIS_LATENCY.partition("-")
             self.his = FhirHis(db=str(self.his_db), latency=(float(low_text), float(high_text)))
         codes = scenario.facility_codes()
-        say(f"provisioning {len(codes)} facility homes ({', '.join(codes)}): certificates, accounts, nodes")
+        say(
+            f"provisioning {len(codes)} facility homes ({', '.join(codes)}): certificates, accounts, "
+            f"nodes, in {self.base}"
+        )
         self.facilities = [Facility(self.base, code, scenario.nodes, broker) for code in codes]
         first = self.facilities[0]
         self.home, self.metrics_port = first.home, first.metrics_port  # the first facility's

@@ -55,9 +55,10 @@ def test_demo_runs_and_loses_nothing() -> None:
     assert "2 facility homes (38001, 38002)" in out.stdout
     assert "starting the embedded broker" in out.stdout  # the default: nothing to install
     assert re.search(r"dashboard of 38001: http://127\.0\.0\.1:\d+/ — user it, password \S+", out.stdout)
-    assert (
-        "cccd-demo-" not in subprocess.run(["ps", "ax"], capture_output=True, text=True, check=False).stdout
-    )
+    base = re.search(r"nodes, in (\S+cccd-demo-\S+)", out.stdout)
+    assert base, out.stdout
+    running = subprocess.run(["ps", "axww"], capture_output=True, text=True, check=False).stdout
+    assert base.group(1) not in running  # every child of this demo stopped (other runs may go on)
 
 
 def test_sim_run_with_a_scenario_of_faults_reconciles(tmp_path: Path) -> None:
