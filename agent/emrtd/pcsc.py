@@ -51,6 +51,18 @@ class PcscTransport:
             raise ChipError(f"the card stopped answering (removed?): {exc}") from exc
         return bytes(data) + bytes([sw1, sw2])
 
+    def reset(self) -> None:
+        """A warm reset of the card: its sessions end, nothing selected (as after it was placed)."""
+        from smartcard.Exceptions import SmartcardException  # noqa: PLC0415
+        from smartcard.scard import SCARD_RESET_CARD  # noqa: PLC0415
+
+        if self._connection is None:
+            raise ChipError("the PC/SC connection is not open")
+        try:
+            self._connection.reconnect(disposition=SCARD_RESET_CARD)
+        except SmartcardException as exc:
+            raise ChipError(f"the card did not take a reset (removed?): {exc}") from exc
+
     def close(self) -> None:
         if self._connection is not None:
             for step in (self._connection.disconnect, self._connection.release):

@@ -29,6 +29,10 @@ def _recv_exactly(sock: socket.socket, n: int) -> bytes:
         if not chunk:
             raise ConnectionError("vpcd closed the connection")
         data += chunk
+        # vpcd writes the length and the APDU separately: with Nagle on its side and delayed ACKs on
+        # ours, each APDU waited ~40 ms for our ACK. Acknowledge at once (Linux; reset by every recv).
+        if hasattr(socket, "TCP_QUICKACK"):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
     return data
 
 
@@ -60,6 +64,7 @@ class VpcdCard:
             try:
                 with socket.create_connection(self.address, timeout=1) as sock:
                     sock.settimeout(None)
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                     self._sock = sock
                     self._serve(sock)
             except OSError as exc:  # pcscd not up yet, or gone: try again
