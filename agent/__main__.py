@@ -4,6 +4,7 @@ systemd runs it (agent/cccd-edge-agent.service).
 
 Options: ``--outbox`` (the SQLite outbox, default /var/lib/cccd-edge/outbox.db), ``--serial PORT``
 (a serial QR scanner), ``--pcsc [NAME]`` (read chips on the PC/SC reader whose name contains NAME),
+``--pn532 PORT`` (read chips on a PN532 board on that UART),
 ``--csca FILE`` (trusted CSCA certificates: PEM, or an ICAO master list in DER).
 """
 
@@ -14,9 +15,10 @@ import asyncio
 import logging
 from pathlib import Path
 
-from .cardpoll import poll_cards
+from .cardpoll import poll_cards, poll_pn532
 from .emrtd import CscaStore
 from .outbox import Outbox
+from .pn532 import MAX_LE, Pn532
 from .qr import SerialScanner
 from .service import Agent
 from .uplink import NodeConfig, Uplink
@@ -33,13 +35,18 @@ async def _main(args: argparse.Namespace) -> None:
     config = NodeConfig.load(args.config)
     args.outbox.parent.mkdir(parents=True, exist_ok=True)
     with Outbox(args.outbox) as outbox:
-        agent = Agent(Uplink(config, outbox), _store(args.csca))
+        agent = Agent(Uplink(config, outbox), _store(args.csca), max_le=MAX_LE if args.pn532 else 256)
         async with asyncio.TaskGroup() as tg:
             tg.create_task(agent.uplink.run(), name="agent.uplink")
             if args.serial:
                 tg.create_task(SerialScanner(args.serial, agent.on_scan).run(), name="agent.qr")
             if args.pcsc is not None:
                 tg.create_task(poll_cards(agent.card, args.pcsc or None), name="agent.chip")
+            if args.pn532:
+                import serial  # noqa: PLC0415  (the agent extra)
+
+                board = Pn532(serial.Serial(args.pn532, 115200, timeout=0.05))
+                tg.create_task(poll_pn532(agent.card, board), name="agent.pn532")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -52,6 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--pcsc", nargs="?", const="", help="read chips on this PC/SC reader (default: the first)"
     )
+    parser.add_argument("--pn532", help="serial port of a PN532 board (UART), e.g. /dev/ttyS0")
     parser.add_argument("--csca", type=Path, help="trusted CSCA certificates (PEM or ICAO master list)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

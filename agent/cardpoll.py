@@ -16,6 +16,7 @@ from typing import Any
 from .emrtd import ChipError
 from .emrtd.pcsc import PcscTransport
 from .emrtd.reader import Transmit
+from .pn532 import Pn532
 
 log = logging.getLogger(__name__)
 
@@ -46,3 +47,21 @@ async def poll_cards(
             log.debug("card removed")
         finally:
             card.close()
+
+
+async def poll_pn532(
+    on_card: Callable[[Transmit], Awaitable[Any]], board: Pn532, *, interval: float = 0.3
+) -> None:
+    """Until cancelled: every card brought to the PN532's field goes to ``on_card`` once."""
+    await asyncio.to_thread(board.wake)
+    while True:
+        try:
+            if not await asyncio.to_thread(board.find_card):
+                await asyncio.sleep(interval)
+                continue
+            await on_card(board.transmit)
+            while await asyncio.to_thread(board.find_card):  # until the card leaves the field
+                await asyncio.sleep(interval)
+        except ChipError as exc:
+            log.info("PN532: %s", exc)
+            await asyncio.sleep(interval)

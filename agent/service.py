@@ -44,11 +44,13 @@ class Agent:
         *,
         display: Callable[[str], None] = print,
         clock: Callable[[], float] = time.monotonic,
+        max_le: int = 256,
     ) -> None:
         self.uplink = uplink
         self.store = store
         self.display = display
         self.clock = clock
+        self.max_le = max_le  # the largest Le the chip reader carries (a PN532: pn532.MAX_LE)
         self._keys: tuple[float, dict[str, Any]] | None = None
         self.reads = 0  # Reads submitted since start (telemetry's `reads`)
         self.uplink.on_result = self.show_result
@@ -102,7 +104,7 @@ class Agent:
             self.display("Quét mã QR trước")
             return None
         try:
-            return read_chip(transmit, keys, self.store, can=can)
+            return read_chip(transmit, keys, self.store, can=can, max_le=self.max_le)
         except ChipError as exc:
             log.info("chip read failed: %s", type(exc).__name__)
             self.display("Lỗi đọc chip")

@@ -1,14 +1,21 @@
 """The PN532 path: the agent's PN532 driver through a pseudo-terminal to the PN532 emulator, which
 hands InDataExchange APDUs to the virtual CCCD chip; BAC and PACE reads, no card, a card removed."""
 
+import asyncio
 import datetime
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import serial
 
+from agent.cardpoll import poll_pn532
 from agent.emrtd import AccessKeys, ChipError, CscaStore, read_chip
+from agent.outbox import Outbox
 from agent.pn532 import ACK, MAX_LE, Pn532, frame
+from agent.service import Agent
+from agent.uplink import NodeConfig, Uplink
+from cccd import qr
 from sim import citizens
 from sim.chip import TestPki, VirtualChip, chip_files, expiry
 from sim.pn532 import Pn532Emulator
@@ -68,3 +75,32 @@ def test_the_card_removed_mid_read(board: tuple[Pn532Emulator, Pn532]) -> None:
 
     with pytest.raises(ChipError, match="removed"):
         read_chip(transmit, KEYS, STORE, max_le=MAX_LE)
+
+
+def test_the_agent_reads_a_card_brought_to_the_pn532(tmp_path: Path) -> None:
+    emulator = Pn532Emulator().start()
+    port = serial.Serial(emulator.port, 115200, timeout=0.05)
+    config = NodeConfig(
+        "pi-0002", "38001", "localhost", 8883, True, "", "pi-0002", "pw", bytes(32), bytes(32)
+    )
+    shown: list[str] = []
+    with Outbox(tmp_path / "outbox.db") as outbox:
+        agent = Agent(Uplink(config, outbox), STORE, display=shown.append, max_le=MAX_LE)
+        agent.on_scan(qr.parse(citizens.qr_bytes(PERSON, PERSON.doc), now=(2026, 11, 1)))
+
+        async def bring_card() -> None:
+            poller = asyncio.create_task(poll_pn532(agent.card, Pn532(port), interval=0.02))
+            await asyncio.sleep(0.1)
+            emulator.chip = VirtualChip(FILES)
+            for _ in range(200):
+                if len(outbox) == 2:
+                    break
+                await asyncio.sleep(0.02)
+            await asyncio.sleep(0.2)  # left in the field: not read twice
+            poller.cancel()
+            await asyncio.gather(poller, return_exceptions=True)
+
+        asyncio.run(bring_card())
+        assert len(outbox) == 2 and shown == ["Đang kiểm tra...", "Chip hợp lệ"]
+    port.close()
+    emulator.stop()
