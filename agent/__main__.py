@@ -35,7 +35,11 @@ async def _main(args: argparse.Namespace) -> None:
     config = NodeConfig.load(args.config)
     args.outbox.parent.mkdir(parents=True, exist_ok=True)
     with Outbox(args.outbox) as outbox:
-        agent = Agent(Uplink(config, outbox), _store(args.csca), max_le=MAX_LE if args.pn532 else 256)
+        readers = [{"type": "qr", "model": "serial"}] if args.serial else []
+        readers += [{"type": "nfc", "model": "PC/SC", "std": True}] if args.pcsc is not None else []
+        readers += [{"type": "nfc", "model": "PN532", "std": True}] if args.pn532 else []
+        uplink = Uplink(config, outbox, readers=readers)
+        agent = Agent(uplink, _store(args.csca), max_le=MAX_LE if args.pn532 else 256)
         async with asyncio.TaskGroup() as tg:
             tg.create_task(agent.uplink.run(), name="agent.uplink")
             if args.serial:
