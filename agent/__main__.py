@@ -35,7 +35,7 @@ async def _main(args: argparse.Namespace) -> None:
     config = NodeConfig.load(args.config)
     args.outbox.parent.mkdir(parents=True, exist_ok=True)
     with Outbox(args.outbox) as outbox:
-        readers = [{"type": "qr", "model": "serial"}] if args.serial else []
+        readers: list[dict[str, object]] = [{"type": "qr", "model": "serial"}] if args.serial else []
         readers += [{"type": "nfc", "model": "PC/SC", "std": True}] if args.pcsc is not None else []
         readers += [{"type": "nfc", "model": "PN532", "std": True}] if args.pn532 else []
         uplink = Uplink(config, outbox, readers=readers)
