@@ -5,7 +5,7 @@ the chip's outcome; a forged chip is shown as such; a card without a QR scan fir
 import datetime
 from pathlib import Path
 
-from agent.emrtd import CscaStore
+from agent.emrtd import ChipError, CscaStore
 from agent.outbox import Outbox
 from agent.service import KEY_TTL, Agent
 from agent.uplink import NodeConfig, Uplink
@@ -91,4 +91,19 @@ def test_a_card_needs_a_fresh_qr_scan_first(tmp_path: Path) -> None:
     clock.now += KEY_TTL + 1
     assert agent.on_card(VirtualChip(chip_files(PERSON, PKI)).transmit) is None
     assert shown.count("Quét mã QR trước") == 2 and len(outbox) == 1
+    outbox.close()
+
+
+def test_a_card_taken_away_mid_read_publishes_nothing(tmp_path: Path) -> None:
+    agent, outbox, shown, _ = _agent(tmp_path)
+    agent.on_scan(_scan())
+    chip = VirtualChip(chip_files(PERSON, PKI))
+
+    def transmit(apdu: bytes) -> bytes:
+        if chip.commands == 9:
+            raise ChipError("the card stopped answering (removed?)")
+        return chip.transmit(apdu)
+
+    assert agent.on_card(transmit) is None
+    assert len(outbox) == 1 and shown[-1] == "Lỗi đọc chip"  # only the QR's Read
     outbox.close()
