@@ -3,9 +3,9 @@
 systemd runs it (agent/cccd-edge-agent.service).
 
 Options: ``--outbox`` (the SQLite outbox, default /var/lib/cccd-edge/outbox.db), ``--serial PORT``
-(a serial QR scanner), ``--pcsc [NAME]`` (read chips on the PC/SC reader whose name contains NAME),
-``--pn532 PORT`` (read chips on a PN532 board on that UART),
-``--csca FILE`` (trusted CSCA certificates: PEM, or an ICAO master list in DER).
+(a serial QR scanner), ``--wedge DEVICE`` (a keyboard-wedge QR scanner, evdev), ``--pcsc [NAME]``
+(read chips on the PC/SC reader whose name contains NAME), ``--pn532 PORT`` (read chips on a PN532
+board on that UART), ``--csca FILE`` (trusted CSCA certificates: PEM, or an ICAO master list in DER).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from .pn532 import MAX_LE, Pn532
 from .qr import SerialScanner
 from .service import Agent
 from .uplink import NodeConfig, Uplink
+from .wedge import WedgeScanner
 
 
 def _store(path: Path | None) -> CscaStore:
@@ -36,6 +37,7 @@ async def _main(args: argparse.Namespace) -> None:
     args.outbox.parent.mkdir(parents=True, exist_ok=True)
     with Outbox(args.outbox) as outbox:
         readers: list[dict[str, object]] = [{"type": "qr", "model": "serial"}] if args.serial else []
+        readers += [{"type": "qr", "model": "keyboard wedge"}] if args.wedge else []
         readers += [{"type": "nfc", "model": "PC/SC", "std": True}] if args.pcsc is not None else []
         readers += [{"type": "nfc", "model": "PN532", "std": True}] if args.pn532 else []
         uplink = Uplink(config, outbox, readers=readers)
@@ -44,6 +46,9 @@ async def _main(args: argparse.Namespace) -> None:
             tg.create_task(agent.uplink.run(), name="agent.uplink")
             if args.serial:
                 tg.create_task(SerialScanner(args.serial, agent.on_scan).run(), name="agent.qr")
+            if args.wedge:
+                wedge = WedgeScanner(args.wedge, SerialScanner(args.wedge, agent.on_scan).handle)
+                tg.create_task(wedge.run(), name="agent.wedge")
             if args.pcsc is not None:
                 tg.create_task(poll_cards(agent.card, args.pcsc or None), name="agent.chip")
             if args.pn532:
@@ -60,6 +65,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config", type=Path, required=True, help="the node configuration file")
     parser.add_argument("--outbox", type=Path, default=Path("/var/lib/cccd-edge/outbox.db"))
     parser.add_argument("--serial", help="serial port of a QR scanner, e.g. /dev/ttyACM0")
+    parser.add_argument("--wedge", help="evdev device of a keyboard-wedge QR scanner (/dev/input/by-id/...)")
     parser.add_argument(
         "--pcsc", nargs="?", const="", help="read chips on this PC/SC reader (default: the first)"
     )
