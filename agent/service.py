@@ -16,6 +16,7 @@ import datetime
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from cccd import pseudonym, qr, schema
@@ -34,6 +35,12 @@ CHIP_TEXT = {"authenticated": "Chip hợp lệ", "failed": "Chip sai chữ ký",
 
 def _ms() -> int:
     return int(time.time() * 1000)
+
+
+def clock_source(synchronized: Path = Path("/run/systemd/timesync/synchronized")) -> str:
+    """The Read's ``clk``: ``ntp`` once systemd-timesyncd has synchronised the clock since boot,
+    else ``rtc`` (a Pi has no battery clock unless a module is fitted: its time may be stale)."""
+    return "ntp" if synchronized.exists() else "rtc"
 
 
 class Agent:
@@ -75,7 +82,9 @@ class Agent:
             return None
         pid = pseudonym.pid(secret, **kind)
         seq = self.uplink.submit(
-            lambda s: schema.read(s, _ms(), "ntp", "qr", scan.doc, pid, ident, warn=scan.warn[:16] or None)
+            lambda s: schema.read(
+                s, _ms(), clock_source(), "qr", scan.doc, pid, ident, warn=scan.warn[:16] or None
+            )
         )
         if "cccd" in ident:
             self._keys = (self.clock(), ident)
@@ -113,7 +122,9 @@ class Agent:
     def submit_card(self, read: ChipRead) -> int:
         """The chip's Read into the outbox, its outcome on the display."""
         config = self.uplink.config
-        seq = self.uplink.submit(lambda s: read_message(read, s, _ms(), "ntp", config.pseudonym_secret))
+        seq = self.uplink.submit(
+            lambda s: read_message(read, s, _ms(), clock_source(), config.pseudonym_secret)
+        )
         self.reads += 1
         self.display(CHIP_TEXT[read.chip])
         return seq

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from agent.emrtd import ChipError, CscaStore
 from agent.outbox import Outbox
-from agent.service import KEY_TTL, Agent
+from agent.service import KEY_TTL, Agent, clock_source
 from agent.uplink import NodeConfig, Uplink
 from cccd import envelope, keys, qr, schema
 from sim import citizens
@@ -107,3 +107,9 @@ def test_a_card_taken_away_mid_read_publishes_nothing(tmp_path: Path) -> None:
     assert agent.on_card(transmit) is None
     assert len(outbox) == 1 and shown[-1] == "Lỗi đọc chip"  # only the QR's Read
     outbox.close()
+
+
+def test_the_clock_source(tmp_path: Path) -> None:
+    assert clock_source(tmp_path / "synchronized") == "rtc"
+    (tmp_path / "synchronized").touch()
+    assert clock_source(tmp_path / "synchronized") == "ntp"
