@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ from pcsc import Pcscd
 
 from agent.cardpoll import poll_cards
 from agent.emrtd import AccessDeniedError, AccessKeys, ChipError
+from agent.emrtd.__main__ import main as emrtd_tool
 from agent.emrtd.pcsc import PcscTransport
 from agent.emrtd.reader import read_chip
 from agent.emrtd.sod import CscaStore
@@ -198,3 +200,18 @@ def test_benchmark_dg1_dg13_sod_through_pcscd(pcscd: Pcscd, access: str) -> None
     print(
         f"{access}: {read.round_trips} round trips, {read.apdu_bytes} APDU bytes, {min(times) * 1000:.0f} ms"
     )
+
+
+def test_the_read_tool_through_pcscd(
+    inserted: tuple[VpcdCard, PcscTransport], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """``python -m agent.emrtd read``: keys from a QR file, JSON out, personal fields masked."""
+    _, transport = inserted
+    transport.close()  # the tool opens its own connection
+    qr_file = tmp_path / "qr.txt"
+    qr_file.write_bytes(citizens.qr_bytes(PERSON, PERSON.doc))
+    assert emrtd_tool(["read", "--reader", "Virtual PCD 00 00", "--qr-file", str(qr_file), "-v"]) == 0
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert report["chip"]["pa"] == "no_trust_anchor" and report["id"]["cccd"] != PERSON.cccd
+    assert report["id"]["cccd"][-1] == PERSON.cccd[-1] and "SW 9000" in captured.err

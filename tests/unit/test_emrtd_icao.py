@@ -76,3 +76,12 @@ def test_check_digits_and_parity() -> None:
     assert _crypto.unpad(_crypto.pad(b"")) == b""
     with pytest.raises(ValueError):
         _crypto.unpad(bytes(8))
+
+
+def test_the_keys_tool_prints_the_appendix_d_keys(capsys: pytest.CaptureFixture[str]) -> None:
+    from agent.emrtd.__main__ import main  # noqa: PLC0415
+
+    assert main(["keys", "--doc", "L898902C", "--dob", "690806", "--expiry", "940623"]) == 0
+    out = capsys.readouterr().out
+    assert "L898902C<369080619406236" in out and "AB94FDECF2674FDFB9B391F85D7F76F2" in out
+    assert "7962D9ECE03D1ACD4C76089DCE131543" in out and "239AB9CB282DAF66231DC5A4DF6BFBAE" in out
