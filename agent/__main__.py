@@ -5,7 +5,8 @@ systemd runs it (agent/cccd-edge-agent.service).
 Options: ``--outbox`` (the SQLite outbox, default /var/lib/cccd-edge/outbox.db), ``--serial PORT``
 (a serial QR scanner), ``--wedge DEVICE`` (a keyboard-wedge QR scanner, evdev), ``--pcsc [NAME]``
 (read chips on the PC/SC reader whose name contains NAME), ``--pn532 PORT`` (read chips on a PN532
-board on that UART), ``--csca FILE`` (trusted CSCA certificates: PEM, or an ICAO master list in DER).
+board on that UART), ``--csca FILE`` (trusted CSCA certificates: PEM, or an ICAO master list in DER), ``--lights`` (green,
+amber and red LEDs and a buzzer on the GPIO).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from .cardpoll import poll_cards, poll_pn532
 from .emrtd import CscaStore
+from .lights import Lights
 from .outbox import Outbox
 from .pn532 import MAX_LE, Pn532
 from .qr import SerialScanner
@@ -41,7 +43,8 @@ async def _main(args: argparse.Namespace) -> None:
         readers += [{"type": "nfc", "model": "PC/SC", "std": True}] if args.pcsc is not None else []
         readers += [{"type": "nfc", "model": "PN532", "std": True}] if args.pn532 else []
         uplink = Uplink(config, outbox, readers=readers)
-        agent = Agent(uplink, _store(args.csca), max_le=MAX_LE if args.pn532 else 256)
+        light = Lights().show if args.lights else (lambda level: None)
+        agent = Agent(uplink, _store(args.csca), max_le=MAX_LE if args.pn532 else 256, light=light)
         async with asyncio.TaskGroup() as tg:
             tg.create_task(agent.uplink.run(), name="agent.uplink")
             if args.serial:
@@ -69,6 +72,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--pcsc", nargs="?", const="", help="read chips on this PC/SC reader (default: the first)"
     )
+    parser.add_argument("--lights", action="store_true", help="LEDs on BCM 17/27/22, buzzer on 23 (gpiozero)")
     parser.add_argument("--pn532", help="serial port of a PN532 board (UART), e.g. /dev/ttyS0")
     parser.add_argument("--csca", type=Path, help="trusted CSCA certificates (PEM or ICAO master list)")
     args = parser.parse_args(argv)

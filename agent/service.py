@@ -24,6 +24,7 @@ from cccd import pseudonym, qr, schema
 from .emrtd import AccessKeys, ChipError, CscaStore, expiry_candidates, read_chip
 from .emrtd.message import read_message
 from .emrtd.reader import ChipRead, Transmit
+from .lights import STATUS_LEVEL
 from .uplink import Uplink
 
 log = logging.getLogger(__name__)
@@ -52,12 +53,14 @@ class Agent:
         display: Callable[[str], None] = print,
         clock: Callable[[], float] = time.monotonic,
         max_le: int = 256,
+        light: Callable[[str], None] = lambda level: None,
     ) -> None:
         self.uplink = uplink
         self.store = store
         self.display = display
         self.clock = clock
         self.max_le = max_le  # the largest Le the chip reader carries (a PN532: pn532.MAX_LE)
+        self.light = light  # Lights.show on a Pi with LEDs: green / amber / red
         self._keys: tuple[float, dict[str, Any]] | None = None
         self.reads = 0  # Reads submitted since start (telemetry's `reads`)
         self.uplink.on_result = self.show_result
@@ -69,6 +72,7 @@ class Agent:
 
     def show_result(self, result: dict[str, Any]) -> None:
         self.display(str(result["text"]))
+        self.light(STATUS_LEVEL.get(str(result["status"]), "amber"))
 
     def on_scan(self, scan: qr.Scan) -> int | None:
         """A QR scan: its Read goes to the outbox; its identity keys the next chip read."""
@@ -79,6 +83,7 @@ class Agent:
             secret, kind = self.uplink.config.pseudonym_secret, {"bhxh": str(ident["bhyt"])[-10:]}
         else:
             self.display("Mã QR không dùng được")
+            self.light("red")
             return None
         pid = pseudonym.pid(secret, **kind)
         seq = self.uplink.submit(
@@ -90,6 +95,7 @@ class Agent:
             self._keys = (self.clock(), ident)
         self.reads += 1
         self.display("Đang kiểm tra...")
+        self.light("amber")
         return seq
 
     def chip_keys(self) -> tuple[list[AccessKeys], str | None]:
@@ -111,12 +117,14 @@ class Agent:
         keys, can = self.chip_keys()
         if not keys and can is None:
             self.display("Quét mã QR trước")
+            self.light("red")
             return None
         try:
             return read_chip(transmit, keys, self.store, can=can, max_le=self.max_le)
         except ChipError as exc:
             log.info("chip read failed: %s", type(exc).__name__)
             self.display("Lỗi đọc chip")
+            self.light("red")
             return None
 
     def submit_card(self, read: ChipRead) -> int:
@@ -127,6 +135,7 @@ class Agent:
         )
         self.reads += 1
         self.display(CHIP_TEXT[read.chip])
+        self.light("red" if read.chip == "failed" else "amber")  # the insurance answer is still to come
         return seq
 
     def on_card(self, transmit: Transmit) -> ChipRead | None:

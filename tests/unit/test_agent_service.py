@@ -113,3 +113,24 @@ def test_the_clock_source(tmp_path: Path) -> None:
     assert clock_source(tmp_path / "synchronized") == "rtc"
     (tmp_path / "synchronized").touch()
     assert clock_source(tmp_path / "synchronized") == "ntp"
+
+
+def test_the_lights_follow_the_counter(tmp_path: Path) -> None:
+    from gpiozero.pins.mock import MockFactory  # noqa: PLC0415
+
+    from agent.lights import Lights  # noqa: PLC0415
+
+    lights = Lights(pin_factory=MockFactory())
+    outbox = Outbox(tmp_path / "outbox.db")
+    agent = Agent(Uplink(CONFIG, outbox), CscaStore([PKI.csca]), display=lambda text: None, light=lights.show)
+    agent.on_scan(_scan())
+    assert lights.level == "amber" and lights.leds["amber"].is_lit and not lights.leds["green"].is_lit
+    agent.show_result({"seq": 0, "status": "ok", "text": "Thẻ BHYT hợp lệ"})
+    assert lights.level == "green" and lights.beeps == 1
+    files = chip_files(PERSON, PKI)
+    agent.on_card(
+        VirtualChip(files.with_file(0x010D, files.files[0x010D].replace(b"Kinh", b"Kinx"))).transmit
+    )
+    assert lights.level == "red" and lights.leds["red"].is_lit and lights.beeps == 4
+    lights.close()
+    outbox.close()
