@@ -5,8 +5,8 @@ systemd runs it (agent/cccd-edge-agent.service).
 Options: ``--outbox`` (the SQLite outbox, default /var/lib/cccd-edge/outbox.db), ``--serial PORT``
 (a serial QR scanner), ``--wedge DEVICE`` (a keyboard-wedge QR scanner, evdev), ``--pcsc [NAME]``
 (read chips on the PC/SC reader whose name contains NAME), ``--pn532 PORT`` (read chips on a PN532
-board on that UART), ``--csca FILE`` (trusted CSCA certificates: PEM, or an ICAO master list in DER), ``--lights`` (green,
-amber and red LEDs and a buzzer on the GPIO).
+board on that UART), ``--csca FILE`` (trusted CSCA certificates: PEM, or an ICAO master list in
+DER), ``--lights`` (green, amber and red LEDs and a buzzer on the GPIO).
 """
 
 from __future__ import annotations
