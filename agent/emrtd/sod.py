@@ -6,7 +6,8 @@ group. Passive authentication checks, in order:
 1. each data group read hashes to the value in the security object;
 2. the SignerInfo's signed attributes carry that content's digest, and their signature verifies
    with the Document Signer (DS) certificate inside the SOD;
-3. the DS certificate was issued by a CSCA of the configured store (``CscaStore``).
+3. the DS certificate is valid today and was issued by a CSCA of the configured store
+   (``CscaStore``).
 
 The outcome (``Outcome``): ``authenticated`` when all three hold, ``failed`` when any check fails
 (the chip's data must not be trusted), ``no_trust_anchor`` when 1 and 2 hold but no CSCA of the
@@ -15,6 +16,7 @@ store issued the DS (an empty store, or a country we hold no CSCA of).
 
 from __future__ import annotations
 
+import datetime
 import enum
 import hashlib
 import hmac
@@ -260,6 +262,10 @@ def passive_authentication(
         _verify_signature(sod)
     except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm):
         return failed("the SOD's signature does not verify with its Document Signer certificate")
+    now = datetime.datetime.now(datetime.UTC)
+    if not sod.certificate.not_valid_before_utc <= now <= sod.certificate.not_valid_after_utc:
+        # 9303 Part 12: a DS certificate is valid for its key's use plus the documents' lifetime
+        return failed("the Document Signer certificate is not valid today")
     if store.issuer_of(sod.certificate) is not None:
         return PassiveAuthentication(Outcome.AUTHENTICATED, "", numbers)
     if store.has_issuer_named(sod.certificate):

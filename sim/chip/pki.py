@@ -31,8 +31,9 @@ def _certificate(
     key: ec.EllipticCurvePrivateKey,
     signer: ec.EllipticCurvePrivateKey,
     ca: bool,
+    shift: datetime.timedelta = datetime.timedelta(0),
 ) -> x509.Certificate:
-    now = datetime.datetime.now(datetime.UTC)
+    now = datetime.datetime.now(datetime.UTC) + shift
     builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -57,12 +58,15 @@ class TestPki:
     ds_key: ec.EllipticCurvePrivateKey
 
     @classmethod
-    def generate(cls, country: str = "Test CSCA") -> TestPki:
+    def generate(cls, country: str = "Test CSCA", *, ds_expired: bool = False) -> TestPki:
+        """A CSCA and a DS under it, valid from yesterday for 10 years (the DS ended yesterday
+        when ``ds_expired``: its validity shifted 10 years back)."""
         csca_key = ec.generate_private_key(ec.SECP256R1())
         ds_key = ec.generate_private_key(ec.SECP256R1())
         csca_name = _name(country)
         csca = _certificate(csca_name, csca_name, csca_key, csca_key, ca=True)
-        ds = _certificate(_name("Test Document Signer"), csca_name, ds_key, csca_key, ca=False)
+        shift = -datetime.timedelta(days=3651) if ds_expired else datetime.timedelta(0)
+        ds = _certificate(_name("Test Document Signer"), csca_name, ds_key, csca_key, ca=False, shift=shift)
         return cls(csca, ds, ds_key)
 
     def sign(self, data: bytes) -> bytes:

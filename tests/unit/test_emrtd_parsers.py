@@ -194,3 +194,10 @@ def test_the_public_surface() -> None:
 
     assert set(agent.emrtd.__all__) >= {"read_chip", "ChipReader", "CscaStore", "AccessKeys", "ChipError"}
     assert all(hasattr(agent.emrtd, name) for name in agent.emrtd.__all__)
+
+
+def test_an_expired_document_signer_fails() -> None:
+    old = TestPki.generate(ds_expired=True)
+    files = chip_files(PEOPLE[0], old).files
+    result = sod.passive_authentication(files[SOD], _groups(files), sod.CscaStore([old.csca]))
+    assert (result.outcome, result.reason) == ("failed", "the Document Signer certificate is not valid today")
