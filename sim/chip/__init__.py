@@ -3,7 +3,7 @@
 (``VpcdCard``)."""
 
 from .card import AID, ATR, VirtualChip
-from .files import ChipFiles, chip_files, expiry
+from .files import ChipFiles, chip_files, expiry, sample_citizen
 from .pki import TestPki, master_list
 from .vpcd import VpcdCard
 
@@ -17,4 +17,5 @@ __all__ = [
     "chip_files",
     "expiry",
     "master_list",
+    "sample_citizen",
 ]

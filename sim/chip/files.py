@@ -183,3 +183,8 @@ def chip_files(c: citizens.Citizen, pki: TestPki, *, pace: bool = True, aa: bool
         files[0x011C] = card_access()
     files |= {0x0100 + n: data for n, data in groups.items()}
     return ChipFiles(files, (c.cccd[3:], _yymmdd(c.dob), _yymmdd(expires)), key)
+
+
+def sample_citizen(seed: int, today: datetime.date = datetime.date(2026, 11, 1)) -> citizens.Citizen:
+    """The first synthetic citizen of a population of 20 whose card expires: a test's usual card."""
+    return next(c for c in citizens.population(20, seed=seed, today=today) if expiry(c.dob, c.issued))

@@ -4,7 +4,6 @@ driver -> TCP -> the virtual CCCD chip of sim/chip, exactly as it reads a USB re
 from __future__ import annotations
 
 import asyncio
-import datetime
 import json
 import time
 from collections.abc import Iterator
@@ -24,14 +23,12 @@ from agent.service import Agent
 from agent.uplink import NodeConfig, Uplink
 from cccd import qr
 from sim import citizens
-from sim.chip import ChipFiles, TestPki, VirtualChip, VpcdCard, chip_files, expiry
+from sim.chip import ChipFiles, TestPki, VirtualChip, VpcdCard, chip_files, sample_citizen
 
 pytestmark = pytest.mark.integration
 
 PKI = TestPki.generate()
-PERSON = next(
-    c for c in citizens.population(20, seed=5, today=datetime.date(2026, 11, 1)) if expiry(c.dob, c.issued)
-)
+PERSON = sample_citizen(5)
 FILES = chip_files(PERSON, PKI)
 KEYS = AccessKeys.from_mrz(*FILES.bac)
 STORE = CscaStore([PKI.csca])

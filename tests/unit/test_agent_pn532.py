@@ -2,7 +2,6 @@
 hands InDataExchange APDUs to the virtual CCCD chip; BAC and PACE reads, no card, a card removed."""
 
 import asyncio
-import datetime
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,13 +16,11 @@ from agent.service import Agent
 from agent.uplink import NodeConfig, Uplink
 from cccd import qr
 from sim import citizens
-from sim.chip import TestPki, VirtualChip, chip_files, expiry
+from sim.chip import TestPki, VirtualChip, chip_files, sample_citizen
 from sim.pn532 import Pn532Emulator
 
 PKI = TestPki.generate()
-PERSON = next(
-    c for c in citizens.population(20, seed=9, today=datetime.date(2026, 11, 1)) if expiry(c.dob, c.issued)
-)
+PERSON = sample_citizen(9)
 FILES = chip_files(PERSON, PKI)
 KEYS = AccessKeys.from_mrz(*FILES.bac)
 STORE = CscaStore([PKI.csca])
