@@ -9,6 +9,8 @@ all the time. The faults come one at a time, then several together:
 - ``his down``: the HIS refuses connections for a while;
 - ``bhxh down``: the BHXH gateway refuses connections for a while;
 - ``node offline``: a node's link down for a while (its outbox holds the reads);
+- ``collector link cut``: the network between the broker and the collector fails (a relay that
+  drops its connections and refuses new ones, tools/tcpproxy.py);
 - ``power loss``: two nodes lose power and come back (their outboxes are in flash);
 - ``together``: the broker restarted while the collector is killed and the HIS is down.
 
@@ -29,6 +31,7 @@ from dataclasses import dataclass
 from sim.hall import percentile
 from sim.scenario import Scenario
 from tools.demo import MOSQUITTO_BROKER, Demo, Tally
+from tools.tcpproxy import LinkProxy
 
 Say = Callable[[str], None]
 RECOVERY = 120.0  # seconds a fault's effects may take to clear before the next one
@@ -63,6 +66,12 @@ class Chaos:
         scenario = Scenario(facilities=1, nodes=nodes, peak=rate * 3600.0, gateway_latency=(0.05, 0.3))
         self.demo = Demo(scenario, lambda _m: None, broker=MOSQUITTO_BROKER)
         self.faults: list[FaultRun] = []
+        # the collector reaches its broker through a link that can be cut
+        f = self.demo.facilities[0]
+        self.link = LinkProxy("127.0.0.1", f.port).start()
+        toml = f.home.path / "collector.toml"
+        text = toml.read_text("utf-8")
+        toml.write_text(text.replace(f"port = {f.port}\n", f"port = {self.link.port}\n", 1), "utf-8")
         self._subscribed = 1  # the collector's SUBACKs so far (one per start)
 
     def _window(self, name: str, begin: Callable[[], None], end: Callable[[], None]) -> None:
@@ -102,6 +111,7 @@ class Chaos:
         self._window("his down", lambda: his.set_outage("refuse"), lambda: his.set_outage(False))
         self._window("bhxh down", lambda: gateway.set_outage(True), lambda: gateway.set_outage(False))
         self._window("node offline", lambda: hall.link_down(nodes[0]), lambda: hall.link_up(nodes[0]))
+        self._window("collector link cut", self.link.cut, self.link.restore)
 
         def cut() -> None:
             for n in nodes[1:3]:
@@ -151,6 +161,7 @@ class Chaos:
 
     def stop(self) -> None:
         self.demo.stop()
+        self.link.stop()
 
 
 def run(seconds: float, nodes: int, rate: float, say: Say) -> ChaosReport:
@@ -165,10 +176,10 @@ def format_report(r: ChaosReport) -> str:
     t = r.tally
     lines = [
         "cccd-edge bench chaos — each fault, then the reconciliation with the simulator's ground truth",
-        f"  {'fault':16} {'reads':>6} {'delay p50':>10} {'delay max':>10}   (scan → final answer)",
+        f"  {'fault':18} {'reads':>6} {'delay p50':>10} {'delay max':>10}   (scan → final answer)",
     ]
     for f in r.faults:
-        lines.append(f"  {f.name:16} {f.reads:6d} {f.delay_p50:9.1f}s {f.delay_max:9.1f}s")
+        lines.append(f"  {f.name:18} {f.reads:6d} {f.delay_p50:9.1f}s {f.delay_max:9.1f}s")
     lines += [
         f"  reads accepted by the nodes {t.accepted}, stored {t.stored}, answered {t.answered}, "
         f"in the HIS {t.registered}",

@@ -24,6 +24,7 @@ def test_every_fault_loses_nothing_and_doubles_nothing() -> None:
         "his down",
         "bhxh down",
         "node offline",
+        "collector link cut",
         "power loss",
         "together",
     ]
