@@ -61,9 +61,9 @@ async def _main(args: argparse.Namespace) -> None:
                 tg.create_task(poll_pn532(agent.card, board), name="agent.pn532")
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None, prog: str = "python -m agent") -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m agent", description="The Raspberry Pi reader node (QR and CCCD chip)."
+        prog=prog, description="The Raspberry Pi reader node (QR and CCCD chip)."
     )
     parser.add_argument("--config", type=Path, required=True, help="the node configuration file")
     parser.add_argument("--outbox", type=Path, default=Path("/var/lib/cccd-edge/outbox.db"))

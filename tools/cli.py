@@ -455,6 +455,21 @@ def _collector_replay(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _chip(args: argparse.Namespace) -> int:
+    """``cccd-edge chip keys|read ...``: the agent's chip tools (agent/emrtd/__main__.py)."""
+    from agent.emrtd.__main__ import main as chip_main
+
+    return chip_main(args.rest, prog="cccd-edge chip")
+
+
+def _agent(args: argparse.Namespace) -> int:
+    """``cccd-edge agent --config NODE.json ...``: the Raspberry Pi node (agent/__main__.py)."""
+    from agent.__main__ import main as agent_main
+
+    agent_main(args.rest, prog="cccd-edge agent")
+    return EXIT_OK
+
+
 def _bench_chaos(args: argparse.Namespace) -> int:
     from tools import chaos
     from tools.demo import DemoError
@@ -1113,6 +1128,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_bench_counter)
 
     p = sub.add_parser(
+        "chip",
+        add_help=False,
+        help="for engineers debugging a chip reader: BAC keys, read a CCCD's chip (see `chip --help`)",
+    )
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(handler=_chip)
+    p = sub.add_parser(
+        "agent",
+        add_help=False,
+        help="run the Raspberry Pi reader node (QR and CCCD chip; see `agent --help`)",
+    )
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(handler=_agent)
+
+    p = sub.add_parser(
         "demo",
         help="run the whole system locally with a live view",
         description="Provision facilities in a temporary directory and run Mosquitto and the collector "
@@ -1135,9 +1165,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+PASSTHROUGH = ("chip", "agent")  # their own parsers take the rest of the line (and --help)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if args.command not in PASSTHROUGH:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.rest = [*args.rest, *extra]
     handler: Handler = args.handler
     try:
         return handler(args)

@@ -1,4 +1,4 @@
-"""For engineers debugging a reader (issue 7), until the ``cccd-edge chip`` command wraps these:
+"""For engineers debugging a reader (``cccd-edge chip`` runs these):
 
 ``python -m agent.emrtd keys --doc DOCNO --dob YYMMDD --expiry YYMMDD`` prints the MRZ information,
 K_seed, K_enc and K_mac in hex.
@@ -108,10 +108,8 @@ def _read(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m agent.emrtd", description="CCCD chip tools for engineers"
-    )
+def main(argv: list[str] | None = None, prog: str = "python -m agent.emrtd") -> int:
+    parser = argparse.ArgumentParser(prog=prog, description="CCCD chip tools for engineers")
     commands = parser.add_subparsers(dest="command", required=True)
     k = commands.add_parser("keys", help="BAC keys from the MRZ information")
     r = commands.add_parser("read", help="read a card on a PC/SC reader")

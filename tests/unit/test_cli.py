@@ -115,3 +115,18 @@ def test_qr_parse_rejection_exits_2_with_vietnamese_text() -> None:
 def test_cbor_round_trip_through_open_keeps_vietnamese_text() -> None:
     shown = json.loads(cli(*_open_args(), "--hex", stdin=READ["envelope"].encode()).stdout)
     assert shown["payload"]["id"]["name"] == cbor.loads(bytes.fromhex(READ["payload_cbor"]))["id"]["name"]
+
+
+def test_chip_keys_reproduce_icao_9303_appendix_d() -> None:
+    out = cli("chip", "keys", "--doc", "L898902C<", "--dob", "690806", "--expiry", "940623")
+    assert out.returncode == 0, out.stderr
+    text = out.stdout.decode()
+    assert "L898902C<369080619406236" in text
+    assert "239AB9CB282DAF66231DC5A4DF6BFBAE" in text  # K_seed of the worked example
+    assert "AB94FDECF2674FDFB9B391F85D7F76F2" in text  # K_enc
+
+
+@pytest.mark.parametrize("args", [["chip", "--help"], ["chip", "read", "--help"], ["agent", "--help"]])
+def test_the_node_commands_have_their_own_help(args: list[str]) -> None:
+    out = cli(*args)
+    assert out.returncode == 0 and out.stdout.startswith(f"usage: cccd-edge {args[0]}".encode())
