@@ -84,12 +84,11 @@ class Facility:
         self.home = provision.init(
             base / f"home-{code}", code, broker_port=self.port, run_here=True, metrics_port=self.metrics_port
         )
-        self.configs = [
-            provision.device(
-                self.home.path, code, f"qr-{i + 1:04d}", "esp32", f"Quầy {i + 1} – Khoa Khám bệnh"
-            )
-            for i in range(nodes)
-        ]
+        self.configs = provision.devices(
+            self.home.path,
+            code,
+            [(f"qr-{i + 1:04d}", "esp32", f"Quầy {i + 1} – Khoa Khám bệnh") for i in range(nodes)],
+        )
         self.broker: Mosquitto | EmbeddedBroker
         if broker == MOSQUITTO_BROKER:
             self.broker = Mosquitto(
@@ -157,7 +156,12 @@ class Facility:
 
 class Demo:
     def __init__(
-        self, scenario: Scenario, say: Say, fakes_apart: bool = False, broker: str = EMBEDDED
+        self,
+        scenario: Scenario,
+        say: Say,
+        fakes_apart: bool = False,
+        broker: str = EMBEDDED,
+        heartbeat: float = 5.0,
     ) -> None:
         """``fakes_apart``: run the fake gateway and HIS as child processes instead of threads of
         this one (benchmarks: see tools/simproc.py). ``broker``: ``embedded`` (tools/embroker.py,
@@ -167,6 +171,7 @@ class Demo:
                 "Mosquitto is not installed: use the embedded broker, or apt-get install mosquitto"
             )
         self.broker_kind = broker
+        self.heartbeat = heartbeat  # the nodes' telemetry interval, seconds
         self.scenario = scenario
         self.say = say
         self.base = Path(tempfile.mkdtemp(prefix="cccd-demo-"))
@@ -237,7 +242,9 @@ class Demo:
         configs = [json.loads(path.read_text("utf-8")) for f in self.facilities for path in f.configs]
         self.say(f"starting {len(configs)} virtual reader nodes")
         sc = self.scenario
-        self.hall = Hall(configs, self.people, self.base / "truth.db", sc.hall_settings(_start_of(sc), 5.0))
+        self.hall = Hall(
+            configs, self.people, self.base / "truth.db", sc.hall_settings(_start_of(sc), self.heartbeat)
+        )
         self.hall.start()
         self.started = time.monotonic()
 

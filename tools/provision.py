@@ -23,6 +23,7 @@ gives a device a new secret (the old one is accepted for a grace period). After 
 import json
 import os
 import pwd
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -231,20 +232,36 @@ def device(
     home: str | Path, facility: str, device_id: str, kind: str, site: str, out: str | Path | None = None
 ) -> Path:
     """Provision a node; returns the path of its configuration file."""
+    return devices(home, facility, [(device_id, kind, site)], out)[0]
+
+
+def devices(
+    home: str | Path, facility: str, specs: Sequence[tuple[str, str, str]], out: str | Path | None = None
+) -> list[Path]:
+    """Provision several nodes ((device id, kind, site) each) with one rewrite of the broker's
+    password and ACL files; returns their configuration files. (A load test's 5,000 nodes one at a
+    time would rewrite those files 5,000 times.)"""
     h = Home(home)
     fac = _facility_of(h, facility)
-    try:
-        schema.topic(facility, device_id, "read")  # the contract's rules for a device id
-    except CoreError as exc:
-        raise ProvisionError(f"{device_id!r}: {exc}") from None
-    site = text.collapse(text.nfc(site))
+    for device_id, _kind, _site in specs:
+        try:
+            schema.topic(facility, device_id, "read")  # the contract's rules for a device id
+        except CoreError as exc:
+            raise ProvisionError(f"{device_id!r}: {exc}") from None
     registry = h.registry()
-    secret = registry.add(facility, device_id, kind, site)
-    password = bf.new_password()
     hashed = _passwords(h)
-    hashed[device_id] = bf.hash_password(password)
+    made = []
+    for device_id, kind, given_site in specs:
+        site = text.collapse(text.nfc(given_site))
+        secret = registry.add(facility, device_id, kind, site)
+        password = bf.new_password()
+        hashed[device_id] = bf.hash_password(password)
+        made.append((device_id, site, secret, password))
     _write_accounts(h, fac, hashed, registry)
-    return _write_node_config(h, fac, device_id, site, secret, password, registry, out)
+    return [
+        _write_node_config(h, fac, device_id, site, secret, password, registry, out)
+        for device_id, site, secret, password in made
+    ]
 
 
 def revoke(home: str | Path, facility: str, device_id: str) -> None:
