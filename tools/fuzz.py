@@ -9,7 +9,9 @@ another exception, a hang, a crash — is a finding.
 - ``envelope``: the COSE_Encrypt0 envelope: parse, then open with the contract's test key;
 - ``read``: the Read's schema (CBOR, then ``cccd.schema`` validation);
 - ``qr``: the QR parser, on a scanner's raw bytes (``cccd.qr.parse``);
-- ``ack``: the HIS's HL7 v2 acknowledgement (``collector.forward.hl7v2.parse_ack``).
+- ``ack``: the HIS's HL7 v2 acknowledgement (``collector.forward.hl7v2.parse_ack``);
+- ``dg1``, ``dg13``, ``sod``: what a chip (or a forged card) returns: the MRZ, the Vietnamese
+  data group and the security object (``agent.emrtd``; its error is ``ChipDataError``).
 
 The seed corpus is kept under ``tests/fuzz/corpus/<target>/``: a bounded run in the tests replays
 it and explores briefly with hypothesis and with atheris (libFuzzer, coverage-guided); the long
@@ -69,12 +71,29 @@ def _ack(data: bytes) -> None:
             raise Finding("AckError without a message") from exc
 
 
+def _chip(parse: str) -> Callable[[bytes], None]:
+    def target(data: bytes) -> None:
+        from agent.emrtd import lds, sod  # noqa: PLC0415 - only the chip targets need the agent
+        from agent.emrtd.errors import ChipDataError  # noqa: PLC0415
+
+        try:
+            {"dg1": lds.parse_dg1, "dg13": lds.parse_dg13, "sod": sod.parse_sod}[parse](data)
+        except ChipDataError as exc:
+            if not str(exc):
+                raise Finding("ChipDataError without a message") from exc
+
+    return target
+
+
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "cbor": _cbor,
     "envelope": _envelope,
     "read": _read,
     "qr": _qr,
     "ack": _ack,
+    "dg1": _chip("dg1"),
+    "dg13": _chip("dg13"),
+    "sod": _chip("sod"),
 }
 
 
@@ -108,6 +127,16 @@ def seed_corpus() -> dict[str, list[bytes]]:
             b"ERR|||207^Application internal error^HL70357|E\r",
         ],
     }
+    from sim.chip import files as chip_files  # noqa: PLC0415
+    from sim.chip.pki import TestPki  # noqa: PLC0415
+
+    pki = TestPki.generate()
+    seeds |= {"dg1": [], "dg13": [], "sod": []}
+    for n in range(3):
+        chip = chip_files.chip_files(chip_files.sample_citizen(n), pki, pace=False, aa=False)
+        seeds["dg1"].append(chip.files[0x0101])
+        seeds["dg13"].append(chip.files[0x010D])
+        seeds["sod"].append(chip.files[0x011D])
     for person in citizens.population(6, seed=99):
         for fmt in citizens.formats(person):
             seeds["qr"].append(citizens.qr_bytes(person, fmt))
@@ -141,16 +170,18 @@ def atheris_main(target: str) -> None:
 
     if target == "ack":
         from collector.forward import hl7v2  # noqa: F401, PLC0415 - loaded before instrumenting
+    if target in ("dg1", "dg13", "sod"):
+        from agent.emrtd import lds, sod  # noqa: F401, PLC0415
     # Coverage guidance for our parsers only (instrumenting everything loaded takes 15 s): load
     # them again under instrumentation, in their import order; cccd.errors stays as it is, so the
     # errors they raise are the classes ``check`` catches.
     ours = [
         name
         for name in list(sys.modules)
-        if (name.startswith(("cccd.", "hl7.")) or name in ("hl7", "collector.forward.hl7v2"))
-        and name not in ("cccd.errors", "hl7.exceptions")
+        if (name.startswith(("cccd.", "hl7.", "agent.emrtd.")) or name in ("hl7", "collector.forward.hl7v2"))
+        and name not in ("cccd.errors", "hl7.exceptions", "agent.emrtd.errors")
     ]
-    with atheris.instrument_imports(include=["cccd", "collector", "hl7"]):
+    with atheris.instrument_imports(include=["cccd", "collector", "hl7", "agent"]):
         for name in ours:
             importlib.reload(sys.modules[name])
 
