@@ -32,6 +32,7 @@ import contextlib
 import datetime
 import math
 import random
+import socket
 import sqlite3
 import ssl
 import tempfile
@@ -363,6 +364,7 @@ class SimNode:
         self.link_up = asyncio.Event()
         self.link_up.set()
         self.connected = False
+        self._live: aiomqtt.Client | None = None  # the client of the current session
         self.last_error = ""  # why the link last failed, for the engineer
         self.boot = 0
         self._seq = 0
@@ -480,8 +482,20 @@ class SimNode:
             max_inflight_messages=20,
         )
 
+    def drop_socket(self) -> None:
+        """Close the link's socket under the client, without an MQTT DISCONNECT: the broker sees a
+        connection lost and publishes the Last Will (a power cut, not a polite goodbye)."""
+        client = self._live
+        raw = client._client.socket() if client is not None else None  # paho's socket under aiomqtt
+        if isinstance(raw, socket.socket):  # a TLS socket is one too
+            with contextlib.suppress(OSError):
+                raw.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):
+                raw.close()
+
     async def _session(self) -> None:
         async with self._client() as client:
+            self._live = client
             self.connected = True
             await client.subscribe(self.topic("result"), qos=1)
             await client.publish(self.topic("status"), self._birth, qos=1, retain=True)
@@ -504,6 +518,7 @@ class SimNode:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
                 self.connected = False
+                self._live = None
 
     async def _watch_link(self) -> None:
         while self.link_up.is_set():
@@ -706,6 +721,8 @@ class Hall:
         self.call(lambda: self._on(self._index(device)))
 
     def _cut(self, i: int) -> None:
+        self.nodes[i].drop_socket()  # no DISCONNECT: the broker publishes the Last Will
+        self.nodes[i].connected = False
         task = self._tasks.pop(i, None)
         if task is not None:
             task.cancel()

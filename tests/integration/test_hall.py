@@ -4,11 +4,13 @@ the collector's store — nothing lost, nothing unknown."""
 
 import datetime
 import json
+import time
 from pathlib import Path
 
 import pytest
 from facility import FAC, Site, wait
 
+from collector import fleet
 from sim import citizens
 from sim.hall import Fault, Hall, HallSettings, NodeHabits
 from tools import provision
@@ -27,6 +29,11 @@ def _configs(site: Site, n: int) -> list[dict[str, object]]:
     return configs
 
 
+def _offline(site: Site, device: str) -> bool:
+    rows = site.query("SELECT body FROM presence_state WHERE facility = ? AND device = ?", (FAC, device))
+    return bool(rows) and not fleet.DeviceState.from_dict(json.loads(rows[0][0])).online
+
+
 def _stored(site: Site) -> list[tuple[str, str, int]]:
     return [(FAC, d, int(s)) for d, s in site.stored()]
 
@@ -43,7 +50,11 @@ def test_outages_and_power_cuts_lose_nothing_and_never_repeat_a_sequence_number(
         hall.start()
         wait(lambda: hall.online() == 4, 20, "every node online")  # else: [n.last_error for n in hall.nodes]
         hall.link_down("qr-0002")  # Wi-Fi gone: it keeps scanning into its outbox
+        cut = time.monotonic()
         hall.power_cut("qr-0003")
+        # no DISCONNECT: the broker publishes the Last Will at once, well before 3 silent heartbeats
+        wait(lambda: _offline(site, "qr-0003"), 10, "the Last Will of the node that lost power")
+        assert time.monotonic() - cut < 3 * settings.heartbeat
         wait(lambda: hall.tally()["accepted"] >= 30, 20, "reads meanwhile")
         hall.power_on("qr-0003")
         hall.link_up("qr-0002")
