@@ -36,6 +36,7 @@ import socket
 import sqlite3
 import ssl
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -645,8 +646,6 @@ class Hall:
     # life cycle (the loop runs in a thread so that tests and the demo stay synchronous)
 
     def start(self) -> "Hall":
-        import threading  # noqa: PLC0415
-
         ready = threading.Event()
 
         def main() -> None:

@@ -19,9 +19,8 @@ from typing import Any
 
 from sim.hall import percentile
 from sim.scenario import Scenario
-from tools.demo import MOSQUITTO_BROKER, Demo
+from tools.demo import MOSQUITTO_BROKER, Demo, Say
 
-Say = Callable[[str], None]
 TICKS = os.sysconf("SC_CLK_TCK")
 
 

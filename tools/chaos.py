@@ -30,10 +30,9 @@ from dataclasses import dataclass
 
 from sim.hall import percentile
 from sim.scenario import Scenario
-from tools.demo import MOSQUITTO_BROKER, Demo, Tally
+from tools.demo import MOSQUITTO_BROKER, Demo, Say, Tally
 from tools.tcpproxy import LinkProxy
 
-Say = Callable[[str], None]
 RECOVERY = 120.0  # seconds a fault's effects may take to clear before the next one
 
 

@@ -37,7 +37,7 @@ from sim.his import FhirHis
 from sim.scenario import Scenario
 from tools import provision
 from tools.collectorproc import COMMAND, ROOT, CollectorProcess, CollectorStartError
-from tools.embroker import EmbeddedBroker, EmbeddedBrokerError
+from tools.embroker import EmbeddedBroker
 from tools.mosquitto import MOSQUITTO, Mosquitto, MosquittoError
 from tools.simproc import SimProcess, SimStartError
 
@@ -220,7 +220,7 @@ class Demo:
         for f in self.facilities:
             try:
                 f.broker.start()
-            except (EmbeddedBrokerError, MosquittoError) as exc:
+            except (SimStartError, MosquittoError) as exc:
                 raise DemoError(str(exc)) from None
         if self.gateway is not None and self.his is not None:
             gateway_url, his_url = self.gateway.start().url, self.his.start().url

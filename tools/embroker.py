@@ -24,18 +24,19 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import re
 import signal
-import subprocess
 import sys
-import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tools.brokerfiles import verify_password
+from tools.simproc import SimProcess
 
 log = logging.getLogger("cccd.embroker")
+_LISTENING = re.compile(r"embedded broker on (mqtts://\S+)")
 
 READ, WRITE = "read", "write"
 
@@ -176,58 +177,18 @@ async def serve(broker_dir: Path, host: str, port: int) -> None:
         await broker.shutdown()
 
 
-class EmbeddedBrokerError(RuntimeError):
-    """The embedded broker exited or did not listen in time; the message has its output."""
-
-
-class EmbeddedBroker:
-    """The embedded broker as a child process, with Mosquitto's runner's interface (start, stop,
-    reload, running, output), so the demo runs either."""
+class EmbeddedBroker(SimProcess):
+    """The embedded broker as a child process (tools/simproc.py's runner), with Mosquitto's
+    runner's interface (start, stop, reload, running, output), so the demo runs either."""
 
     def __init__(self, broker_dir: Path, port: int, log: Path, host: str = "127.0.0.1") -> None:
-        self.broker_dir = broker_dir
+        super().__init__(
+            ["--broker-dir", str(broker_dir), "--host", host, "--port", str(port)],
+            log,
+            command=[sys.executable, "-m", "tools.embroker"],
+            ready=_LISTENING,
+        )
         self.port = port
-        self.host = host
-        self.log = log
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def output(self) -> str:
-        try:
-            return self.log.read_text("utf-8", "replace")
-        except OSError:
-            return ""
-
-    def start(self, timeout: float = 20.0) -> "EmbeddedBroker":
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "tools.embroker",
-                    "--broker-dir",
-                    str(self.broker_dir),
-                    "--host",
-                    self.host,
-                    "--port",
-                    str(self.port),
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=Path(__file__).resolve().parent.parent,
-            )
-        deadline = time.monotonic() + timeout
-        while "embedded broker on" not in self.output():
-            if self.proc.poll() is not None:
-                raise EmbeddedBrokerError(
-                    f"the embedded broker exited with {self.proc.returncode}: {self.output()}"
-                )
-            if time.monotonic() > deadline:
-                self.stop()
-                raise EmbeddedBrokerError(
-                    f"the embedded broker did not listen in {timeout:g} s: {self.output()}"
-                )
-            time.sleep(0.05)
-        return self
 
     @property
     def running(self) -> bool:
@@ -235,17 +196,6 @@ class EmbeddedBroker:
 
     def reload(self) -> None:
         """Nothing to do: the password and ACL files are read again when they change."""
-
-    def stop(self) -> None:
-        proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -42,6 +42,10 @@ class SimProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = ""
 
+    def _name(self) -> str:
+        """What the child is, for an error: ``tools.cli sim bhxh``, ``tools.embroker --broker-dir``."""
+        return " ".join([*self.command[-1:], *self.args[:2]])
+
     def output(self) -> str:
         try:
             return self.log.read_text("utf-8", "replace")
@@ -60,14 +64,10 @@ class SimProcess:
                 self.url = found.group(1).rstrip(".,;/")
                 return self
             if self.proc.poll() is not None:
-                raise SimStartError(
-                    f"`{' '.join(self.args[:2])}` exited with {self.proc.returncode}: {self.output()}"
-                )
+                raise SimStartError(f"`{self._name()}` exited with {self.proc.returncode}: {self.output()}")
             if time.monotonic() > deadline:
                 self.stop()
-                raise SimStartError(
-                    f"`{' '.join(self.args[:2])}` did not start in {timeout:g} s: {self.output()}"
-                )
+                raise SimStartError(f"`{self._name()}` did not start in {timeout:g} s: {self.output()}")
             time.sleep(0.05)
 
     def stop(self) -> None:

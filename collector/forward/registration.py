@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from collector.db import Database
+from collector.fleet import FACILITY_TZ
 from collector.forward import jobs
 from collector.forward.breaker import CLOSED, CircuitBreaker
 from collector.forward.his import Coverage, HisConnector, HisRejectedError, HisUnavailableError, Visit
@@ -33,7 +34,6 @@ from collector.keystore import Keystore
 log = logging.getLogger("cccd.collector.his")
 
 MAX_AGE = 86400.0  # a visit still not registered after a day is a dead letter
-VIETNAM = datetime.timezone(datetime.timedelta(hours=7))
 
 
 def _where(facility: str, device: str, seq: int) -> str:
@@ -87,7 +87,7 @@ def visit_of(job: jobs.Job, fields: dict[str, Any], ts_ms: int, outcome: dict[st
         facility=job.facility,
         device=job.device,
         seq=job.seq,
-        arrived=datetime.datetime.fromtimestamp(ts_ms / 1000, VIETNAM),
+        arrived=datetime.datetime.fromtimestamp(ts_ms / 1000, FACILITY_TZ),
         name=name,
         dob=dob,
         sex=text("sex"),
