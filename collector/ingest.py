@@ -34,6 +34,8 @@ REJECTED = "rejected"
 
 INBOUND = ("read", "status", "telemetry", "inventory")
 PERSONAL_KEYS = ("id", "raw", "chip")
+# ``ts`` goes to a signed 64-bit column; the contract's uint may be larger (CBOR goes to 2^64 - 1).
+MAX_TS = (1 << 63) - 1
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,8 @@ class Ingest:
         body = _decode("read", sealed.plaintext)
         if body["seq"] != sealed.seq:
             raise Rejected("seq_mismatch", "payload seq differs from the envelope's Partial IV")
+        if body["ts"] > MAX_TS:  # PostgreSQL would fail the INSERT, and with it the whole batch
+            raise Rejected("value", "read: 'ts' is beyond what the store holds")
         for k in PERSONAL_KEYS:
             body.pop(k, None)
         where = f"read/{facility}/{device}/{sealed.seq}"

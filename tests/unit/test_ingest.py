@@ -110,6 +110,18 @@ def test_rejections_are_counted_by_reason_and_quarantined_without_plaintext(part
     assert db.query("SELECT COUNT(*) FROM reads")[0][0] == 0
 
 
+def test_a_ts_beyond_the_store_is_rejected_not_a_poison_batch(parts) -> None:
+    """An authentic read whose ts (a CBOR uint) does not fit the BIGINT column: PostgreSQL failed the
+    INSERT, which rolled back the batch and stopped the collector, and the broker delivered it again."""
+    db, reg, ingest, secret = parts
+    body = cbor.loads(read_payload(2, reg))
+    huge = sealed(secret, 2, cbor.dumps({**body, "ts": ing.MAX_TS + 1}))
+    ok = msg(sealed(secret, 1, read_payload(1, reg)))
+    a, b = ingest.handle_batch([msg(huge), ok])
+    assert (a.reason, b.status) == ("value", ing.STORED)
+    assert db.query("SELECT seq FROM reads") == [(1,)]
+
+
 def test_a_revoked_device_is_refused(parts) -> None:
     _db, reg, ingest, secret = parts
     reg.revoke(FAC, DEV, now=1500.0)
