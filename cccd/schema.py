@@ -161,6 +161,16 @@ def _is_map(v: object) -> bool:
     return isinstance(v, dict)
 
 
+def _is_warn(v: object) -> bool:
+    """An array of text, at most 16 entries."""
+    if not isinstance(v, list) or len(v) > 16:
+        return False
+    for w in v:  # noqa: SIM110 - a loop, not all(<generator>): no heap allocation on MicroPython
+        if not isinstance(w, str):
+            return False
+    return True
+
+
 # Field specs: name -> (required, check). Keys not listed are ignored, as the contract says.
 IDENTITY = {
     "cccd": (False, _digit_text(12)),
@@ -195,7 +205,7 @@ FIELDS = {
         "id": (True, _is_map),
         "chip": (False, _is_map),
         "raw": (False, _text(1024)),
-        "warn": (False, lambda v: isinstance(v, list) and len(v) <= 16),
+        "warn": (False, _is_warn),
     },
     "result": {
         "v": (True, _is_uint),

@@ -71,6 +71,8 @@ def test_missing_and_wrong_fields_are_named_without_values():
         {"id": []},
         {"raw": "x" * 1025},
         {"warn": "bom"},
+        {"warn": ["bom", b"bytes"]},
+        {"warn": [{"cccd": "001190000002"}]},
     )
     for over in wrong:
         exc = raises(SchemaError, schema.validate, "read", _read(**over))
