@@ -63,6 +63,10 @@ class Agent:
         self.light = light  # Lights.show on a Pi with LEDs: green / amber / red
         self._keys: tuple[float, dict[str, Any]] | None = None
         self.reads = 0  # Reads submitted since start (telemetry's `reads`)
+        # Results for a read other than the counter's latest: counted, not shown (after an outage
+        # the answers of earlier patients arrive; they must not replace the current one's)
+        self.late_results = 0
+        self._latest: int | None = None  # seq of the read last submitted at the counter
         self.uplink.on_result = self.show_result
         self.uplink.counters = self.counters
 
@@ -71,6 +75,9 @@ class Agent:
         return {"reads": self.reads}
 
     def show_result(self, result: dict[str, Any]) -> None:
+        if result["seq"] != self._latest:
+            self.late_results += 1
+            return
         self.display(str(result["text"]))
         self.light(STATUS_LEVEL.get(str(result["status"]), "amber"))
 
@@ -93,6 +100,7 @@ class Agent:
         )
         if "cccd" in ident:
             self._keys = (self.clock(), ident)
+        self._latest = seq
         self.reads += 1
         self.display("Đang kiểm tra...")
         self.light("amber")
@@ -133,6 +141,7 @@ class Agent:
         seq = self.uplink.submit(
             lambda s: read_message(read, s, _ms(), clock_source(), config.pseudonym_secret)
         )
+        self._latest = seq
         self.reads += 1
         self.display(CHIP_TEXT[read.chip])
         self.light("red" if read.chip == "failed" else "amber")  # the insurance answer is still to come

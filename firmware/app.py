@@ -2,7 +2,8 @@
 
 :class:`Node` joins the parts — scanner → read cycle → flash outbox → uplink — and speaks the rest
 of the wire contract (DESIGN.md): the retained ``status`` birth and its Last Will, the retained
-``inventory``, ``telemetry`` heartbeats, ``result`` messages shown on the display, ``config``
+``inventory``, ``telemetry`` heartbeats, ``result`` messages shown on the display (only the answer
+for the counter's latest read: those of earlier patients, delivered late, are counted), ``config``
 settings applied and kept in flash. Messages from the collector are opened with the down key and
 must carry a sequence number above the last one accepted (kept in flash for ``config``), so a
 replayed or tampered message is counted (``bad_down``) and changes nothing.
@@ -81,6 +82,10 @@ class Node:
         self.link_failures = 0  # sessions lost or not opened
         self.results = 0
         self.last_result = None  # (status, text) of the last Result shown
+        # Results for a read other than the counter's latest: counted, not shown (after an outage
+        # the answers of the day's earlier patients arrive; they must not replace the current one's)
+        self.late_results = 0
+        self._latest_read = -1  # seq of the read last accepted at the counter (since boot)
         self.started = ticks_ms()
         self.settings = dict(DEFAULTS)
         saved = read_atomic(root + "/settings", _parse_settings, 1024)
@@ -105,6 +110,7 @@ class Node:
                 else:
                     self.feedback.rejected(outcome.reason, outcome.text)
             if outcome.ok:
+                self._latest_read = outcome.seq
                 self.uplink.kick()
 
     # -- the broker ---------------------------------------------------------------------------
@@ -171,9 +177,12 @@ class Node:
         if kind == "result":
             self._result_seq = sealed.seq
             self.results += 1
-            self.last_result = (body["status"], body["text"])
-            if self.feedback is not None:
-                self.feedback.result(body["status"], body["text"])
+            if body["seq"] != self._latest_read:
+                self.late_results += 1
+            else:
+                self.last_result = (body["status"], body["text"])
+                if self.feedback is not None:
+                    self.feedback.result(body["status"], body["text"])
         else:
             self._config_seq = sealed.seq
             self._apply(body)

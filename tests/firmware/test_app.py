@@ -78,7 +78,11 @@ def test_frames_in_reads_out_in_order_once_the_link_is_up():
 
 def test_results_shown_and_replays_or_forgeries_counted():
     with Scratch() as d:
-        node = _node(d)
+        uart = FakeUART()
+        node = _node(d, uart)
+        uart.send(QR.encode() + b"\r")
+        node.scan(0)  # read 0: the patient at the counter
+        node.feedback.shown.clear()
         topic = node.topic("result")
         ok = schema.result(0, "ok", "Có BHYT\nHạn 31/12/2026")
         node.on_message(topic, _down("result", 5, ok, topic))
@@ -96,6 +100,26 @@ def test_results_shown_and_replays_or_forgeries_counted():
             topic, envelope.seal(up.up_key, up.up_iv, b"x", 8, topic, schema.encode("result", ok))
         )
         assert node.bad_down == 6 and node.results == 1 and len(node.feedback.shown) == 1
+        node.outbox.close()
+
+
+def test_a_late_answer_for_an_earlier_patient_is_counted_not_shown():
+    # After a day offline the answers for the day's reads arrive while another patient is at the
+    # counter: only the answer for the latest read is shown.
+    with Scratch() as d:
+        uart = FakeUART()
+        node = _node(d, uart)
+        uart.send(QR.encode() + b"\r")
+        node.scan(0)
+        uart.send(QR.encode() + b"\r")
+        node.scan(10000)  # read 1: the patient at the counter now
+        node.feedback.shown.clear()
+        topic = node.topic("result")
+        node.on_message(topic, _down("result", 0, schema.result(0, "reject", "Không có BHYT"), topic))
+        assert node.feedback.shown == [] and node.late_results == 1 and node.results == 1
+        node.on_message(topic, _down("result", 1, schema.result(1, "ok", "Có BHYT"), topic))
+        assert node.feedback.shown == [("ok", "Có BHYT")] and node.last_result == ("ok", "Có BHYT")
+        assert node.late_results == 1 and node.results == 2
         node.outbox.close()
 
 

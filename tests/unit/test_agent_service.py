@@ -127,6 +127,9 @@ def test_the_lights_follow_the_counter(tmp_path: Path) -> None:
     assert lights.level == "amber" and lights.leds["amber"].is_lit and not lights.leds["green"].is_lit
     agent.show_result({"seq": 0, "status": "ok", "text": "Thẻ BHYT hợp lệ"})
     assert lights.level == "green" and lights.beeps == 1
+    agent.on_scan(_scan())  # the next patient; the answer for the first one comes again, late
+    agent.show_result({"seq": 0, "status": "reject", "text": "Không có BHYT"})
+    assert lights.level == "amber" and agent.late_results == 1
     files = chip_files(PERSON, PKI)
     agent.on_card(
         VirtualChip(files.with_file(0x010D, files.files[0x010D].replace(b"Kinh", b"Kinx"))).transmit
