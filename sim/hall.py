@@ -483,16 +483,19 @@ class SimNode:
             max_inflight_messages=20,
         )
 
-    def drop_socket(self) -> None:
-        """Close the link's socket under the client, without an MQTT DISCONNECT: the broker sees a
-        connection lost and publishes the Last Will (a power cut, not a polite goodbye)."""
+    def drop_socket(self, close: bool = True) -> None:
+        """End the link's connection under the client, without an MQTT DISCONNECT: the broker sees a
+        connection lost and publishes the Last Will (a power cut or a lost link, not a polite
+        goodbye). ``close`` False (the node lives on): shut down only, so that the client reads the
+        end of the connection and its session ends as after any loss."""
         client = self._live
         raw = client._client.socket() if client is not None else None  # paho's socket under aiomqtt
         if isinstance(raw, socket.socket):  # a TLS socket is one too
             with contextlib.suppress(OSError):
                 raw.shutdown(socket.SHUT_RDWR)
-            with contextlib.suppress(OSError):
-                raw.close()
+            if close:
+                with contextlib.suppress(OSError):
+                    raw.close()
 
     async def _session(self) -> None:
         async with self._client() as client:
@@ -524,6 +527,8 @@ class SimNode:
     async def _watch_link(self) -> None:
         while self.link_up.is_set():
             await asyncio.sleep(0.1)
+        self.drop_socket(close=False)  # a lost link sends no DISCONNECT: the broker publishes the Last Will
+        await asyncio.sleep(PUBLISH_TIMEOUT)  # the client sees the connection end, which ends the session
         raise ConnectionAbortedError("the link went down")
 
     async def _send(self, client: aiomqtt.Client) -> None:
