@@ -281,11 +281,13 @@ class Truth:
     def accepted(self) -> set[tuple[str, str, int]]:
         return {(f, d, int(s)) for f, d, s in self.db.execute("SELECT facility, device, seq FROM reads")}
 
-    def latencies(self) -> tuple[list[float], list[float]]:
-        """(to the first Result, to the final Result), seconds from publishing, answered reads."""
+    def latencies(self, since: float = -math.inf, until: float = math.inf) -> tuple[list[float], list[float]]:
+        """(to the first Result, to the final Result), seconds from publishing, answered reads;
+        only those scanned from ``since`` until before ``until`` (monotonic), when given."""
         rows = self.db.execute(
             "SELECT first_at - sent, final_at - sent FROM reads"
-            " WHERE sent IS NOT NULL AND first_at IS NOT NULL"
+            " WHERE sent IS NOT NULL AND first_at IS NOT NULL AND scanned_at >= ? AND scanned_at < ?",
+            (since, until),
         ).fetchall()
         return [float(a) for a, _ in rows], [float(b) for _, b in rows if b is not None]
 
@@ -796,9 +798,18 @@ class Hall:
         result: Reconciliation = self.call(lambda: self.truth.reconcile(have))
         return result
 
-    def unanswered(self) -> int:
-        t = self.tally()
-        return t["accepted"] - t["answered"]
+    def unanswered(self, scanned_before: float | None = None) -> int:
+        """Accepted reads without a final Result; only those scanned before a monotonic time, when given."""
+        if scanned_before is None:
+            t = self.tally()
+            return t["accepted"] - t["answered"]
+        before = scanned_before
+        row = self.call(
+            lambda: self.truth.db.execute(
+                "SELECT COUNT(*) FROM reads WHERE final_at IS NULL AND scanned_at < ?", (before,)
+            ).fetchone()
+        )
+        return int(row[0])
 
     def online(self) -> int:
         return sum(1 for n in self.nodes if n.connected)

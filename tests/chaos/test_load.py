@@ -18,3 +18,6 @@ def test_a_broker_restart_under_load_loses_nothing() -> None:
     assert not math.isnan(r["storm_all_back_s"]) and not math.isnan(r["storm_drained_s"]), text
     assert r["storm_drained_s"] <= 60, text
     assert r["collector_rss_mb"] > 0 and r["connect_s"] >= 0, text
+    # every answered read falls in one of the three windows, and each window saw reads
+    windows = [r["burst"]["reads"], r["steady"]["reads"], r["storm"]["reads"]]
+    assert all(n > 0 for n in windows) and sum(windows) <= r["accepted"], text
