@@ -82,6 +82,22 @@ class Clock:
         return datetime.datetime.fromtimestamp(self.now(), VIETNAM).hour
 
 
+class CatchUp(Clock):
+    """A node's clock for a long outage in a short time: it starts ``behind`` simulated seconds
+    behind ``base`` and runs fast enough to meet it after ``real_seconds``; from then on it is
+    ``base``. The node lives the last ``behind`` seconds while the hall lives ``real_seconds``."""
+
+    def __init__(self, base: Clock, behind: float, real_seconds: float) -> None:
+        super().__init__(base.now() - behind, base.speed + behind / real_seconds)
+        self.base = base
+
+    def now(self) -> float:
+        return min(super().now(), self.base.now())
+
+    def real(self, sim_seconds: float) -> float:
+        return super().real(sim_seconds) if super().now() < self.base.now() else self.base.real(sim_seconds)
+
+
 VIETNAM = datetime.timezone(datetime.timedelta(hours=7))
 
 
@@ -628,7 +644,7 @@ class Hall:
         self.truth = Truth(truth_path)
         self.people = people
         self.configs = list(configs)
-        shape = Shape(s.peak, SHAPES[s.shape])
+        self.shape = shape = Shape(s.peak, SHAPES[s.shape])
         ca_dir = Path(truth_path).parent
         self.nodes = [
             SimNode(
@@ -717,6 +733,36 @@ class Hall:
     def link_up(self, device: str) -> None:
         event = self.nodes[self._index(device)].link_up
         self.call(event.set)
+
+    def away(self, device: str, behind: float, real_seconds: float, shape: Shape) -> None:
+        """A long outage in a short time: the node's link goes down and its clock goes back
+        ``behind`` simulated seconds (a day, say), catching up with the hall's in ``real_seconds``
+        (``CatchUp``), while its counter keeps scanning at ``shape`` (a counter's day) into the
+        outbox. ``back`` ends it: the reads held are from the last ``behind`` seconds."""
+        node = self.nodes[self._index(device)]
+
+        def apply() -> None:
+            node.link_up.clear()
+            node.clock = CatchUp(self.clock, behind, real_seconds)
+            node.shape = shape
+
+        self.call(apply)
+        self.events.append(f"away {node.device} for {behind / 3600:g} h (simulated)")
+
+    def back(self, device: str) -> int:
+        """The node of ``away`` back on the hall's clock and traffic, its link up; the reads its
+        outbox held at that moment."""
+        node = self.nodes[self._index(device)]
+
+        def apply() -> int:
+            node.clock = self.clock
+            node.shape = self.shape
+            node.link_up.set()
+            return self.truth.depth(node.facility, node.device)
+
+        held: int = self.call(apply)
+        self.events.append(f"back {node.device}: {held} reads held")
+        return held
 
     def power_cut(self, device: str) -> None:
         """The node dies at once: its socket closes without a DISCONNECT (the broker publishes its

@@ -140,6 +140,15 @@ class Facility:
         except sqlite3.Error:
             return []
 
+    def states(self) -> dict[str, str]:
+        """Each device's state (online, offline) as the collector's fleet has it."""
+        try:
+            with sqlite3.connect(self.db, timeout=5) as db:
+                rows = db.execute("SELECT device, body FROM presence_state").fetchall()
+        except sqlite3.Error:
+            return {}
+        return {str(device): fleet.DeviceState.from_dict(json.loads(body)).state for device, body in rows}
+
     def presence(self) -> tuple[int, int]:
         """(devices online, duplicate reads quarantined)."""
         try:
@@ -147,11 +156,9 @@ class Facility:
                 duplicates = int(
                     db.execute("SELECT COUNT(*) FROM quarantine WHERE reason = 'duplicate'").fetchone()[0]
                 )
-                rows = db.execute("SELECT body FROM presence_state").fetchall()
         except sqlite3.Error:
             return 0, 0
-        states = [fleet.DeviceState.from_dict(json.loads(body)).state for (body,) in rows]
-        return states.count(fleet.ONLINE), duplicates
+        return list(self.states().values()).count(fleet.ONLINE), duplicates
 
 
 class Demo:

@@ -1,5 +1,6 @@
 """The chaos bench's short form: every fault once and several together, each for 1.5 s, while
-simulated nodes scan; then nothing lost, nothing stored or registered twice, every read answered.
+simulated nodes scan (a node offline for 24 simulated hours among them: a day of reads held in its
+outbox); then nothing lost, nothing stored or registered twice, every read answered.
 The full form is `cccd-edge bench chaos`."""
 
 import pytest
@@ -24,9 +25,14 @@ def test_every_fault_loses_nothing_and_doubles_nothing() -> None:
         "his down",
         "bhxh down",
         "node offline",
+        "node offline 24 h",
         "collector link cut",
         "power loss",
         "together",
     ]
     assert sum(f.reads for f in report.faults) > 10, text  # reads were scanned during the faults
+    # a day offline: its outbox held the day's reads (a counter's day, within the outbox), every
+    # one delivered (the counts above), and the fleet had the node offline, then online
+    (day,) = [f for f in report.faults if f.held is not None]
+    assert day.held > 100 and day.offline_seen and day.online_after, text
     assert "PASS" in text and "reads lost 0" in text

@@ -169,6 +169,25 @@ def test_heartbeat_silence_without_last_will_is_offline_from_last_heartbeat_plus
     assert spans(presence, END_OF_DAY) == [MORNING]
 
 
+def test_a_day_without_its_link_is_a_day_offline_then_the_node_is_back() -> None:
+    # The node's Wi-Fi is lost at 14:00 on the 10th (the broker's Last Will after the keep-alive)
+    # and comes back at 14:00 on the 11th, on the same boot: a new connection, its birth's ts a day
+    # later. Offline the whole gap, online after, and the uptime of both days says so.
+    gone, back = at(10, 14), at(11, 14)
+    presence = run(
+        [*session(at(10, 7), gone, boot=1, ts=100), will(at(10, 14, 0, 45), boot=1, ts=100)], at(11, 13)
+    )
+    assert presence.state(KEY) == OFFLINE
+    assert spans(presence, at(11, 13)) == [(at(10, 7), gone)]
+    run(session(back, at(11, 17), boot=1, ts=100 + DAY), at(11, 17), presence)
+    assert presence.state(KEY) == ONLINE
+    assert spans(presence, at(11, 17)) == [(at(10, 7), gone), (back, at(11, 17))]
+    intervals = presence.intervals(KEY, at(11, 17))
+    assert uptime_day(intervals, datetime.date(2025, 3, 10), now=at(11, 17)) == pytest.approx(7 / 24)
+    assert uptime_day(intervals, datetime.date(2025, 3, 11), now=at(11, 17)) == pytest.approx(3 / 17)
+    assert uptime_month(intervals, 2025, 3, now=at(11, 17)) == pytest.approx(10 / (10 * 24 + 17))
+
+
 def test_heartbeat_interval_comes_from_the_telemetry() -> None:
     presence = Presence(heartbeat=HB)
     presence.on_telemetry(KEY, 1, at(10, 7), interval=600)
