@@ -12,7 +12,8 @@ STAMP  := .make
 # pcscd, vsmartcard-vpcd: the PC/SC tier (tests/integration/test_chip_pcsc.py); swig and libpcsclite-dev
 # (pcsc-spy is its command) build pyscard, which has no wheel for Linux.
 APT_NEEDS := node:nodejs npm:npm mosquitto:mosquitto mosquitto_pub:mosquitto-clients pg_ctlcluster:postgresql \
-	chromium:chromium pcscd:pcscd vpcd-config:vsmartcard-vpcd swig:swig pcsc-spy:libpcsclite-dev
+	chromium:chromium pcscd:pcscd vpcd-config:vsmartcard-vpcd swig:swig pcsc-spy:libpcsclite-dev \
+	rabbitmq-server:rabbitmq-server
 
 .PHONY: demo test lint typecheck pytest setup clean
 

@@ -14,6 +14,7 @@ from types import FrameType
 from prometheus_client import start_http_server
 
 from collector import config as config_mod
+from collector.amqp import AmqpSource
 from collector.db import Database, open_db
 from collector.ingest import Ingest
 from collector.keystore import Keystore, load_kek
@@ -55,7 +56,13 @@ class Collector:
         load_kek(cfg.store.kek_file)
         open_db(cfg.store.url).close()
         self.store = WorkerStore(cfg)
-        self.source = MqttSource(cfg.broker, cfg.facilities, self.store, cfg.batch_size, depth=2)
+        self.source: MqttSource | AmqpSource
+        if cfg.broker.transport == "amqp":
+            self.source = AmqpSource(
+                cfg.broker, cfg.facilities, self.store, cfg.batch_size, 2, cfg.heartbeat_interval
+            )
+        else:
+            self.source = MqttSource(cfg.broker, cfg.facilities, self.store, cfg.batch_size, depth=2)
 
     def run(self, stop: threading.Event) -> int:
         self.source.start()

@@ -9,6 +9,8 @@ username = "collector-38001"
 password_file = "/etc/cccd-edge/collector.password"   # or: password = "..."
 client_id = "cccd-collector-1"              # fixed: the broker keeps this session's queue
 shared_group = ""                          # "": plain subscriptions (see below)
+# transport = "amqp"                        # a RabbitMQ cluster instead (broker_config/rabbitmq):
+# nodes = ["rmq1:5671", "rmq2:5671", "rmq3:5671"]   # tried in turn; vhost = "cccd"; prefetch = 400
 
 [store]
 url = "sqlite:////var/lib/cccd-edge/collector.db"
@@ -69,6 +71,14 @@ class BrokerSettings:
     # join a share group and silently divert reads from the collector. Plain subscriptions there;
     # a share group only on brokers that check subscriptions (or with a secret group name).
     shared_group: str = ""
+    # "mqtt": Mosquitto (host and port above); "amqp": a RabbitMQ cluster (broker_config/rabbitmq)
+    transport: str = "mqtt"
+    nodes: list[str] = field(default_factory=list)  # amqp: the cluster's nodes, "host:port" each
+    vhost: str = "cccd"  # amqp: the facility's virtual host
+    prefetch: int = 400  # amqp: deliveries in flight to this collector, not yet acknowledged
+
+
+TRANSPORTS = ("mqtt", "amqp")
 
 
 @dataclass
@@ -163,7 +173,23 @@ def from_dict(data: dict[str, Any], base: Path = Path(".")) -> CollectorConfig:
         raise ConfigError(f"unknown or misspelt setting: {exc}") from None
     if not cfg.facilities:
         raise ConfigError("collector.facilities is empty: name the facility codes this collector serves")
+    _check_transport(cfg.broker)
     return cfg
+
+
+def _check_transport(b: BrokerSettings) -> None:
+    if b.transport not in TRANSPORTS:
+        raise ConfigError(f"broker.transport is {b.transport!r}: use one of {', '.join(TRANSPORTS)}")
+    if b.transport != "amqp":
+        return
+    if not b.nodes:
+        raise ConfigError('broker.nodes is empty: list the RabbitMQ nodes, e.g. ["rmq1.bv.local:5671"]')
+    for node in b.nodes:
+        host, _, port = str(node).rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"broker.nodes has {node!r}: write each node as host:port")
+    if b.prefetch < 1:
+        raise ConfigError("broker.prefetch must be at least 1")
 
 
 def _secret_from_file(values: dict[str, Any], key: str, base: Path, what: str) -> None:

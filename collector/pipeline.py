@@ -140,6 +140,7 @@ def _worker_main(cfg: CollectorConfig, conn: multiprocessing.connection.Connecti
             return
     conn.send(("ready",))
     next_purge = 0.0
+    keeping = False  # the broker connection is up: this collector keeps the fleet
     try:
         while True:
             request = conn.recv()
@@ -149,6 +150,9 @@ def _worker_main(cfg: CollectorConfig, conn: multiprocessing.connection.Connecti
                 conn.send(("done", len(batch)))
             elif request[0] == "tick":
                 _, now, connected_for = request
+                if connected_for is not None and not keeping:
+                    parts.tracker.reload()
+                keeping = connected_for is not None
                 if connected_for is not None and connected_for >= SETTLE:
                     parts.tracker.tick(now)
                 parts.tracker.snapshot(now)

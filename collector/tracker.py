@@ -69,6 +69,12 @@ class FleetTracker:
             self.metrics.reject(facility, reason, n)
         self._save(changed)
 
+    def reload(self) -> None:
+        """Take the presence from the store again: another collector kept the fleet meanwhile
+        (RabbitMQ's single active consumer, collector.amqp); harmless otherwise, every change
+        being saved as it happens."""
+        self.presence = self._load(self.presence.heartbeat)
+
     def tick(self, now: float | None = None) -> None:
         now = time.time() if now is None else now
         self.presence.prune(now - KEEP_HISTORY)

@@ -11,10 +11,13 @@ A failure prints one line on stderr (what, why, what to do); ``--verbose`` adds 
 
 import argparse
 import json
+import shutil
 import signal
 import sys
+import tempfile
 import traceback
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
@@ -512,6 +515,31 @@ def _bench_chaos(args: argparse.Namespace) -> int:
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
+def _bench_cluster(args: argparse.Namespace) -> int:
+    from tools import benchcluster, rabbitmq
+
+    if args.nodes < 1 or args.rate <= 0 or args.warmup < 0 or args.fault <= 0:
+        raise CommandError(
+            "cannot run the cluster bench", "--nodes, --rate and --fault must be positive", code=EXIT_USAGE
+        )
+    why = rabbitmq.available()
+    if why is not None:
+        raise CommandError("cannot run the cluster bench", why, "apt-get install rabbitmq-server")
+    base = Path(tempfile.mkdtemp(prefix="cccd-cluster-"))
+    try:
+        report = benchcluster.run(base, args.nodes, args.rate, args.warmup, args.fault, _progress)
+    except (benchcluster.ClusterRunError, rabbitmq.RabbitError) as exc:
+        raise CommandError(
+            "cannot run the cluster bench", str(exc).splitlines()[0], f"the logs are in {base}"
+        ) from None
+    sys.stdout.write(benchcluster.format_report(report))
+    if report.ok and not args.keep:
+        shutil.rmtree(base, ignore_errors=True)
+    else:
+        sys.stdout.write(f"  logs and stores kept in {base}\n")
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
 def _bench_fuzz(args: argparse.Namespace) -> int:
     from tools import fuzz
 
@@ -647,9 +675,11 @@ def _provision(args: argparse.Namespace) -> int:
     try:
         return _provision_action(args, provision)
     except (provision.ProvisionError, RegistryError) as exc:
-        what = {"init": "initialise the facility", "list": "list the devices"}.get(
-            args.provision_command, f"{args.provision_command} the device"
-        )
+        what = {
+            "init": "initialise the facility",
+            "list": "list the devices",
+            "rabbitmq": "write the RabbitMQ definitions",
+        }.get(args.provision_command, f"{args.provision_command} the device")
         raise CommandError(f"cannot {what}", str(exc), code=EXIT_REJECTED) from None
 
 
@@ -680,6 +710,19 @@ def _provision_action(args: argparse.Namespace, provision: Any) -> int:
         sys.stdout.write(f"{args.facility}/{args.id} has a new secret; the old one is accepted for ")
         sys.stdout.write(f"{args.grace:g} s. New node configuration in {path}\n")
         sys.stdout.write(RELOAD_HINT + "\n")
+    elif action == "rabbitmq":
+        data = provision.rabbitmq_definitions(args.home, args.facility)
+        text = json.dumps(data, indent=2) + "\n"
+        if args.out:
+            from tools.brokerfiles import write_file_atomic
+
+            write_file_atomic(Path(args.out), text, 0o600)
+            sys.stdout.write(
+                f"RabbitMQ definitions of {args.facility} ({len(data['users']) - 1} devices) in {args.out}; "
+                "load them with: rabbitmqctl import_definitions " + args.out + "\n"
+            )
+        else:
+            sys.stdout.write(text)
     elif action == "list":
         for d in provision.Home(args.home).registry().devices():
             sys.stdout.write(f"{d.facility}\t{d.device}\t{d.kind}\t{d.state}\t{d.site}\n")
@@ -719,6 +762,17 @@ def _add_provision(sub: Any) -> None:
     p.add_argument("--grace", type=float, default=86400.0, help="seconds the old secret is still accepted")
     p.add_argument("--out", help="where to write the new node configuration")
     actions.add_parser("list", parents=[home], help="the provisioned devices")
+    p = actions.add_parser(
+        "rabbitmq",
+        parents=[home],
+        help="the facility's RabbitMQ definitions: accounts, permissions, quorum queues",
+        description="Write the definitions a RabbitMQ cluster needs for this facility (the collector "
+        "and every active device, their permissions, the two quorum queues and their bindings), for "
+        "`rabbitmqctl import_definitions`. Run it again after provisioning or revoking a device. See "
+        "broker_config/rabbitmq/README.md.",
+    )
+    p.add_argument("--facility", required=True, help="the facility's 5-digit code")
+    p.add_argument("--out", help="the file to write (mode 0600: it holds password hashes); default stdout")
     prov.set_defaults(handler=_provision)
 
 
@@ -1134,6 +1188,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nodes", type=int, default=5, help="simulated nodes (default 5)")
     p.add_argument("--rate", type=float, default=2.0, help="scans per second per node (default 2)")
     p.set_defaults(handler=_bench_chaos)
+
+    p = bench.add_parser(
+        "cluster",
+        help="a RabbitMQ cluster, two collectors competing; one broker node and one collector killed",
+        description="Three RabbitMQ nodes (Debian's rabbitmq-server, MQTT plugin, quorum queues) on "
+        "this machine, two collectors consuming over AMQP, the fake gateway and HIS, simulated nodes "
+        "through a TCP balancer. Under load the reads' queue leader and one collector are SIGKILLed; "
+        "then everything drains and is reconciled: exit status 1 if a read was lost or registered "
+        "twice. Runs the nodes as the user rabbitmq when started as root.",
+    )
+    p.add_argument("--nodes", type=int, default=20, help="simulated reader nodes (default 20)")
+    p.add_argument("--rate", type=float, default=20.0, help="reads per second in all (default 20)")
+    p.add_argument("--warmup", type=float, default=10.0, help="seconds with everything up (default 10)")
+    p.add_argument("--fault", type=float, default=20.0, help="seconds with one node and one collector down")
+    p.add_argument("--keep", action="store_true", help="keep the logs and stores even when it passes")
+    p.set_defaults(handler=_bench_cluster)
 
     p = bench.add_parser(
         "fuzz",

@@ -14,7 +14,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMAND = (sys.executable, "-m", "tools.cli")
-READY = "topic filters"  # collector/mqtt.py logs "subscribed to N topic filters" on SUBACK
+# collector/mqtt.py logs "subscribed to N topic filters" on SUBACK; collector/amqp.py "consuming the
+# reads of ... from RabbitMQ" once its consumers are registered
+READY = ("topic filters", "from RabbitMQ")
 
 
 class CollectorStartError(RuntimeError):
@@ -49,7 +51,7 @@ class CollectorProcess:
         deadline = time.monotonic() + timeout
         while True:
             text = self.output()
-            if text.count(READY) >= count:
+            if sum(text.count(marker) for marker in READY) >= count:
                 return
             if self.proc is not None and self.proc.poll() is not None:
                 raise CollectorStartError(f"the collector exited with {self.proc.returncode}: {text[-2000:]}")

@@ -35,6 +35,7 @@ from collector.db import open_db
 from collector.keystore import Keystore, load_kek, new_kek_file
 from collector.registry import Registry
 from tools import brokerfiles as bf
+from tools import rabbitmq as rq
 
 DEFAULT_HOME = Path("/etc/cccd-edge")
 DEFAULT_GRACE = 86400.0  # a rotated-out secret keeps opening reads for a day
@@ -152,6 +153,7 @@ def init(
     _write(h.path / "facility.json", json.dumps(settings, indent=2) + "\n", 0o644)
     collector_password = bf.new_password()
     _write(h.path / "collector.password", collector_password + "\n", 0o600)
+    _save_rabbit_hashes(h, {bf.collector_username(facility): rq.rabbit_hash(collector_password)})
     toml = _collector_toml(facility, broker_host, broker_port, h.path / "collector.db", metrics_port)
     _write(h.path / "collector.toml", toml, 0o600)
     paths = h.broker
@@ -219,6 +221,32 @@ def _passwords(h: Home) -> dict[str, str]:
     return out
 
 
+RABBIT_USERS = "rabbitmq-users.json"  # username -> RabbitMQ's hash of the same password
+
+
+def _rabbit_hashes(h: Home) -> dict[str, str]:
+    """username -> RabbitMQ password hash (tools/rabbitmq.py), kept beside Mosquitto's."""
+    try:
+        return dict(json.loads((h.path / RABBIT_USERS).read_text("utf-8")))
+    except FileNotFoundError:
+        return {}
+
+
+def _save_rabbit_hashes(h: Home, hashes: dict[str, str]) -> None:
+    _write(h.path / RABBIT_USERS, json.dumps(hashes, indent=1, sort_keys=True) + "\n", 0o600)
+
+
+def rabbitmq_definitions(home: str | Path, facility: str) -> dict[str, Any]:
+    """The facility's definitions for a RabbitMQ cluster (broker_config/rabbitmq/README.md)."""
+    h = Home(home)
+    _facility_of(h, facility)
+    active = [d.device for d in h.registry().devices(facility) if d.state == "active"]
+    try:
+        return rq.definitions(facility, active, bf.collector_username(facility), _rabbit_hashes(h))
+    except rq.RabbitError as exc:
+        raise ProvisionError(str(exc)) from None
+
+
 def _write_accounts(h: Home, fac: Facility, hashed: dict[str, str], registry: Registry) -> None:
     devices = [(d.facility, d.device) for d in registry.devices(fac.facility) if d.state == "active"]
     collectors = [(bf.collector_username(fac.facility), fac.facility)]
@@ -250,14 +278,17 @@ def devices(
             raise ProvisionError(f"{device_id!r}: {exc}") from None
     registry = h.registry()
     hashed = _passwords(h)
+    rabbit = _rabbit_hashes(h)
     made = []
     for device_id, kind, given_site in specs:
         site = text.collapse(text.nfc(given_site))
         secret = registry.add(facility, device_id, kind, site)
         password = bf.new_password()
         hashed[device_id] = bf.hash_password(password)
+        rabbit[device_id] = rq.rabbit_hash(password)
         made.append((device_id, site, secret, password))
     _write_accounts(h, fac, hashed, registry)
+    _save_rabbit_hashes(h, rabbit)
     return [
         _write_node_config(h, fac, device_id, site, secret, password, registry, out)
         for device_id, site, secret, password in made
@@ -272,6 +303,9 @@ def revoke(home: str | Path, facility: str, device_id: str) -> None:
     hashed = _passwords(h)
     hashed.pop(device_id, None)
     _write_accounts(h, fac, hashed, registry)
+    rabbit = _rabbit_hashes(h)
+    rabbit.pop(device_id, None)
+    _save_rabbit_hashes(h, rabbit)
 
 
 def rotate(
@@ -291,6 +325,9 @@ def rotate(
     hashed = _passwords(h)
     hashed[device_id] = bf.hash_password(password)
     _write_accounts(h, fac, hashed, registry)
+    rabbit = _rabbit_hashes(h)
+    rabbit[device_id] = rq.rabbit_hash(password)
+    _save_rabbit_hashes(h, rabbit)
     return _write_node_config(h, fac, device_id, site, secret, password, registry, out)
 
 

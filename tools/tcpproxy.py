@@ -4,19 +4,29 @@
 connection to the target, byte for byte (TLS passes through untouched). ``cut()`` drops every
 relayed connection at once, both ways, the way a failed switch or a pulled cable does, and
 refuses new connections until ``restore()``. It runs its own event loop in a thread.
+
+With ``fallbacks`` it is also the simplest load balancer a site puts in front of a broker
+cluster (HAProxy in TCP mode, say): each new connection goes to the next target in turn, and to
+the one after that if it refuses, so clients move to a live node when theirs dies.
 """
 
 import asyncio
 import contextlib
 import socket
 import threading
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from typing import Any
 
 
 class LinkProxy:
-    def __init__(self, target_host: str, target_port: int, host: str = "127.0.0.1") -> None:
-        self.target = (target_host, target_port)
+    def __init__(
+        self,
+        target_host: str,
+        target_port: int,
+        host: str = "127.0.0.1",
+        fallbacks: Sequence[tuple[str, int]] = (),
+    ) -> None:
+        self.targets = [(target_host, target_port), *fallbacks]
         self.host = host
         with socket.socket() as s:
             s.bind((host, 0))
@@ -49,9 +59,14 @@ class LinkProxy:
         self._server = await asyncio.start_server(self._relay, self.host, self.port)
 
     async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            up_reader, up_writer = await asyncio.open_connection(*self.target)
-        except OSError:
+        first = self.connections % len(self.targets)
+        for target in self.targets[first:] + self.targets[:first]:
+            try:
+                up_reader, up_writer = await asyncio.open_connection(*target)
+                break
+            except OSError:
+                continue
+        else:
             writer.close()
             return
         self.connections += 1

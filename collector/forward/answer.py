@@ -17,6 +17,10 @@ RESERVE = 100
 Publish = Callable[[str, bytes], Awaitable[None]]
 
 
+class PublishError(Exception):
+    """The broker did not acknowledge a Result in time, or refused it."""
+
+
 class Answers:
     def __init__(self, db: Database, registry: Registry, publish: Publish) -> None:
         self.db = db

@@ -26,10 +26,11 @@ from typing import Any, Protocol
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from collector.amqp import AmqpResultPublisher
 from collector.config import CollectorConfig
 from collector.db import open_db
 from collector.forward import his, jobs
-from collector.forward.answer import Answers
+from collector.forward.answer import Answers, PublishError
 from collector.forward.bhxh import BhxhClient, Officer
 from collector.forward.breaker import CLOSED, CircuitBreaker
 from collector.forward.registration import RegistrationRunner
@@ -43,8 +44,11 @@ IDLE = 0.05  # seconds between looks at the job queue when it is empty
 PUBLISH_TIMEOUT = 10.0
 
 
-class PublishError(Exception):
-    """The broker did not acknowledge a Result in time."""
+def result_publisher(cfg: CollectorConfig) -> "ResultPublisher | AmqpResultPublisher":
+    """The Results' way out: MQTT to Mosquitto, or AMQP to a RabbitMQ cluster."""
+    if cfg.broker.transport == "amqp":
+        return AmqpResultPublisher(cfg.broker, PUBLISH_TIMEOUT)
+    return ResultPublisher(cfg)
 
 
 class ResultPublisher:
@@ -276,7 +280,7 @@ class Forwarders:
         publisher = None
         try:
             if b is not None:
-                publisher = ResultPublisher(cfg)
+                publisher = result_publisher(cfg)
                 client = BhxhClient(
                     b.url, b.username, b.password, timeout=b.timeout, connections=b.concurrency
                 )

@@ -53,3 +53,16 @@ def test_relay_cut_and_restore(echo: int) -> None:
         assert link.cuts == 1 and link.connections >= 3
     finally:
         link.stop()
+
+
+def test_with_fallbacks_new_connections_go_round_and_skip_a_dead_target(echo: int) -> None:
+    with socket.socket() as s:  # a port nobody listens on: a dead broker node
+        s.bind(("127.0.0.1", 0))
+        dead = int(s.getsockname()[1])
+    balancer = LinkProxy("127.0.0.1", dead, fallbacks=[("127.0.0.1", echo)]).start()
+    try:
+        for i in range(4):  # every second connection starts at the dead target and moves on
+            assert _talk(balancer.port, b"x%d" % i) == b"x%d" % i
+        assert balancer.connections == 4
+    finally:
+        balancer.stop()
