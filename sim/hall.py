@@ -380,8 +380,9 @@ class SimNode:
         self.habits = habits or NodeHabits()
         self.rng = random.Random(seed)
         self.paused = False  # no patients (the demo's drain; a closed counter)
-        self.link_up = asyncio.Event()
+        self.link_up = asyncio.Event()  # set and cleared by ``set_link`` only, with _link_down
         self.link_up.set()
+        self._link_down = asyncio.Event()
         self.connected = False
         self._live: aiomqtt.Client | None = None  # the client of the current session
         self.last_error = ""  # why the link last failed, for the engineer
@@ -542,9 +543,17 @@ class SimNode:
                 self.connected = False
                 self._live = None
 
+    def set_link(self, up: bool) -> None:
+        """The node's Wi-Fi (or its way to the broker) comes back, or goes."""
+        if up:
+            self._link_down.clear()
+            self.link_up.set()
+        else:
+            self.link_up.clear()
+            self._link_down.set()
+
     async def _watch_link(self) -> None:
-        while self.link_up.is_set():
-            await asyncio.sleep(0.1)
+        await self._link_down.wait()  # an event, not a poll: 5,000 nodes polling filled the loop
         self.drop_socket(close=False)  # a lost link sends no DISCONNECT: the broker publishes the Last Will
         await asyncio.sleep(PUBLISH_TIMEOUT)  # the client sees the connection end, which ends the session
         raise ConnectionAbortedError("the link went down")
@@ -727,12 +736,12 @@ class Hall:
 
     def link_down(self, device: str) -> None:
         """Wi-Fi gone (or the broker unreachable): the node keeps scanning into its outbox."""
-        event = self.nodes[self._index(device)].link_up
-        self.call(event.clear)
+        node = self.nodes[self._index(device)]
+        self.call(lambda: node.set_link(False))
 
     def link_up(self, device: str) -> None:
-        event = self.nodes[self._index(device)].link_up
-        self.call(event.set)
+        node = self.nodes[self._index(device)]
+        self.call(lambda: node.set_link(True))
 
     def away(self, device: str, behind: float, real_seconds: float, shape: Shape) -> None:
         """A long outage in a short time: the node's link goes down and its clock goes back
@@ -742,7 +751,7 @@ class Hall:
         node = self.nodes[self._index(device)]
 
         def apply() -> None:
-            node.link_up.clear()
+            node.set_link(False)
             node.clock = CatchUp(self.clock, behind, real_seconds)
             node.shape = shape
 
@@ -757,7 +766,7 @@ class Hall:
         def apply() -> int:
             node.clock = self.clock
             node.shape = self.shape
-            node.link_up.set()
+            node.set_link(True)
             return self.truth.depth(node.facility, node.device)
 
         held: int = self.call(apply)
@@ -817,10 +826,7 @@ class Hall:
                 await asyncio.sleep(wait)
             node = self.nodes[i]
             if f.kind == WIFI:
-                if edge == "start":
-                    node.link_up.clear()
-                else:
-                    self.nodes[i].link_up.set()
+                node.set_link(edge != "start")
                 self.events.append(f"wifi {'down' if edge == 'start' else 'up'} {node.device}")
             elif f.kind == POWER:
                 self._cut(i) if edge == "start" else self._on(i)
