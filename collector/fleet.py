@@ -76,6 +76,7 @@ dashboard, the metrics and the monthly Đề án 06 report show.
 
 import calendar
 import datetime
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -153,6 +154,7 @@ def uptime(intervals: Iterable[Interval], window_start: float, window_end: float
     return min(1.0, covered / (window_end - window_start))
 
 
+@functools.lru_cache(maxsize=64)  # the same few days for every device of a snapshot
 def day_window(day: datetime.date, tz: datetime.tzinfo = FACILITY_TZ) -> Interval:
     """The calendar day in the facility's time zone, midnight to midnight."""
     start = datetime.datetime(day.year, day.month, day.day, tzinfo=tz)
@@ -160,6 +162,7 @@ def day_window(day: datetime.date, tz: datetime.tzinfo = FACILITY_TZ) -> Interva
     return Interval(start.timestamp(), end.timestamp())
 
 
+@functools.lru_cache(maxsize=64)
 def month_window(year: int, month: int, tz: datetime.tzinfo = FACILITY_TZ) -> Interval:
     """The calendar month in the facility's time zone."""
     first = datetime.date(year, month, 1)

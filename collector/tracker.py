@@ -34,6 +34,8 @@ class FleetTracker:
         self.registry = registry
         self.metrics = metrics
         self.presence = self._load(heartbeat)
+        # (facility, device, kind) -> (payload, decoded): ``latest`` decodes only what changed
+        self._decoded: dict[tuple[str, str, str], tuple[bytes, dict[str, Any]]] = {}
 
     def _load(self, heartbeat: float) -> fleet.Presence:
         presence = fleet.Presence(heartbeat=heartbeat)
@@ -95,11 +97,19 @@ class FleetTracker:
     # --- what operators see ---------------------------------------------------------------------
 
     def latest(self, kind: str) -> dict[fleet.DeviceKey, dict[str, Any]]:
-        """The latest decoded message of ``kind`` (telemetry, inventory) of every device."""
+        """The latest decoded message of ``kind`` (telemetry, inventory) of every device (shared
+        with the next call: read them, do not change them). A message is decoded once: with 5,000
+        nodes, decoding them all again made each snapshot take a third of a second, every tick,
+        in the process that ingests the reads."""
         out: dict[fleet.DeviceKey, dict[str, Any]] = {}
         rows = self.db.query("SELECT facility, device, body FROM device_latest WHERE kind = ?", (kind,))
         for facility, device, body in rows:
-            out[(facility, device)] = schema.decode(kind, bytes(body))
+            payload = bytes(body)
+            cached = self._decoded.get((facility, device, kind))
+            if cached is None or cached[0] != payload:
+                cached = (payload, schema.decode(kind, payload))
+                self._decoded[(facility, device, kind)] = cached
+            out[(facility, device)] = cached[1]
         return out
 
     def snapshot(self, now: float | None = None) -> fleet.FleetSnapshot:
