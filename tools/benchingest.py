@@ -116,14 +116,17 @@ def _publisher(
     go: EventType,
     results: "MpQueue[Any]",
     timeout: float,
+    payloads: Sequence[bytes] | None = None,
+    rate: float = 0.0,
 ) -> None:
-    """One node: seal ``count`` reads, connect, wait for ``go``, publish them all, wait for PUBACKs."""
+    """One node: seal ``count`` reads (or take ``payloads``), connect, wait for ``go``, publish them
+    all (``rate`` a second, or as fast as the QoS 1 window allows), wait for PUBACKs."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the bench process ends its children
     name = Path(node_file).stem
     try:
         cfg = json.loads(Path(node_file).read_text("utf-8"))
         name = cfg["device"]
-        sealed = _seal_reads(cfg, count)
+        sealed = list(payloads) if payloads is not None else _seal_reads(cfg, count)
         b = cfg["broker"]
         client = _tls_client(cfg["device"], b["username"], b["password"], b["ca"])
         client.max_inflight_messages_set(INFLIGHT)
@@ -153,7 +156,10 @@ def _publisher(
             if not go.wait(timeout):
                 raise BenchError("no start signal")
             topic = f"cccd/v1/{cfg['facility']}/{cfg['device']}/read"
-            for data in sealed:
+            start = time.monotonic()
+            for i, data in enumerate(sealed):
+                if rate > 0 and (wait := start + i / rate - time.monotonic()) > 0:
+                    time.sleep(wait)
                 client.publish(topic, data, qos=1)
             all_acked.wait(timeout)
             results.put(("done", name, acked[0], time.monotonic()))
@@ -334,8 +340,16 @@ class _Publishers:
     """P publisher processes, sealed and connected, waiting for one start signal."""
 
     def __init__(
-        self, ctx: SpawnContext, nodes: Sequence[Path], counts: Sequence[int], stack: contextlib.ExitStack
+        self,
+        ctx: SpawnContext,
+        nodes: Sequence[Path],
+        counts: Sequence[int],
+        stack: contextlib.ExitStack,
+        payloads: Sequence[Sequence[bytes]] | None = None,
+        rate: float = 0.0,
     ) -> None:
+        """``payloads``: each publisher's messages, instead of sealing ``counts`` reads; ``rate``:
+        each publisher's messages a second (0: as fast as its QoS 1 window allows)."""
         self.ready: MpQueue[Any] = ctx.Queue()
         self.results: MpQueue[Any] = ctx.Queue()
         self.go = ctx.Event()
@@ -344,10 +358,11 @@ class _Publishers:
         self.done: list[tuple[str, int, float]] = []
         self.procs: list[SpawnProcess] = []
         timeout = READY_TIMEOUT + 60.0 + sum(counts) / 200.0
-        for node, n in zip(nodes, counts, strict=True):
+        for i, (node, n) in enumerate(zip(nodes, counts, strict=True)):
+            mine = None if payloads is None else payloads[i]
             proc = ctx.Process(
                 target=_publisher,
-                args=(str(node), n, self.ready, self.go, self.results, timeout),
+                args=(str(node), n, self.ready, self.go, self.results, timeout, mine, rate),
                 name=f"cccd-bench-publisher-{node.stem}",
                 daemon=True,
             )

@@ -228,6 +228,29 @@ def _bench_counter(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _bench_nodered(args: argparse.Namespace) -> int:
+    from tools import benchnodered
+    from tools.benchingest import BenchError
+
+    if args.rate <= 0 or args.seconds <= 0 or args.nodes < 1 or args.drain <= 0:
+        raise CommandError(
+            "cannot run the Node-RED bench",
+            "--rate, --seconds and --drain must be positive, --nodes at least 1",
+            code=EXIT_USAGE,
+        )
+    try:
+        report = benchnodered.run(
+            args.rate, args.seconds, args.nodes, not args.no_kill, args.drain, args.his_latency, _progress
+        )
+    except BenchError as exc:
+        raise CommandError("the Node-RED bench failed", str(exc), "rerun with --verbose") from None
+    sys.stdout.write(benchnodered.format_report(report))
+    if args.json:
+        benchnodered.write_json(report, args.json)
+    edge = report["phases"][1]
+    return EXIT_OK if edge["lost"] == 0 and edge["registered_twice"] == 0 else EXIT_FAILED
+
+
 def _progress(message: str) -> None:
     sys.stderr.write(f"… {message}\n")
     sys.stderr.flush()
@@ -1229,6 +1252,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=20.0, help="seconds per phase (default 20)")
     p.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     p.set_defaults(handler=_bench_counter)
+
+    p = bench.add_parser(
+        "nodered",
+        help="the same load through a Node-RED flow (plain JSON, no persistence) and through cccd-edge",
+        description="Offer the same reads at the same rate, on one Mosquitto each, to a Node-RED flow "
+        "(MQTT in → POST Patient → POST Encounter to the fake HIS; tools/nodered/flow.json) and to "
+        "cccd-edge (sealed, stored, checked with the fake BHXH gateway, registered exactly once); print "
+        "visits registered in the HIS per second over the steady window, the ratio, and what each lost "
+        "when its consumer was SIGKILLed at the window's end. Installs Node-RED with npm into "
+        ".cache/nodered on first use. Exit status 1 if cccd-edge lost a read or registered one twice.",
+    )
+    p.add_argument("--rate", type=float, default=400.0, help="reads per second offered (default 400)")
+    p.add_argument("--seconds", type=float, default=30.0, help="the measured window (default 30)")
+    p.add_argument("--nodes", type=int, default=4, help="publishing nodes (default 4)")
+    p.add_argument("--his-latency", default="0.02-0.2", help="the fake HIS's answer time, LOW-HIGH s")
+    p.add_argument("--drain", type=float, default=300.0, help="seconds to wait for the backlog (default 300)")
+    p.add_argument("--no-kill", action="store_true", help="do not SIGKILL the consumers")
+    p.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
+    p.set_defaults(handler=_bench_nodered)
 
     p = sub.add_parser(
         "chip",

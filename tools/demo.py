@@ -191,17 +191,8 @@ class Demo:
         low, high = scenario.gateway_latency
         if fakes_apart:
             self.apart = [
-                SimProcess(
-                    [
-                        *("sim", "bhxh", "--username", "bv", "--password", "demo", "--citizens", "500"),
-                        *("--seed", "2026", "--officer", f"{OFFICER[0]}={OFFICER[1]}"),
-                        *("--latency", f"{low:g}-{high:g}"),
-                    ],
-                    self.base / "gateway.log",
-                ),
-                SimProcess(
-                    ["sim", "his", "--db", str(self.his_db), "--latency", HIS_LATENCY], self.base / "his.log"
-                ),
+                fake_gateway(self.base / "gateway.log", (low, high)),
+                fake_his(self.his_db, self.base / "his.log"),
             ]
         else:
             self.gateway = BhxhGateway(
@@ -274,15 +265,7 @@ class Demo:
             r = self.hall.reconcile(stored)
             t.lost, t.dropped = r.lost, r.dropped
             t.outcomes = self.hall.outcomes()
-        try:  # the fake HIS's own store: the visits it holds, by the visit identifier
-            with sqlite3.connect(self.his_db, timeout=5) as db:
-                keys = db.execute(
-                    "SELECT value FROM ident WHERE type = 'Encounter' AND system = ?", (SID_VISIT,)
-                ).fetchall()
-        except sqlite3.Error:
-            keys = []
-        t.registered = len(set(keys))
-        t.registered_twice = len(keys) - t.registered
+        t.registered, t.registered_twice = his_visits(self.his_db)
         return t
 
     def drain(self, timeout: float = 30.0) -> None:
@@ -313,6 +296,37 @@ class Demo:
         for f in self.facilities:
             f.broker.stop()
         shutil.rmtree(self.base, ignore_errors=True)
+
+
+def his_visits(his_db: Path) -> tuple[int, int]:
+    """The fake HIS's own store: (visits it holds, by the visit identifier; visits held twice)."""
+    try:
+        with sqlite3.connect(his_db, timeout=5) as db:
+            keys = db.execute(
+                "SELECT value FROM ident WHERE type = 'Encounter' AND system = ?", (SID_VISIT,)
+            ).fetchall()
+    except sqlite3.Error:
+        keys = []
+    return len(set(keys)), len(keys) - len(set(keys))
+
+
+def fake_gateway(log: Path, latency: tuple[float, float]) -> SimProcess:
+    """The fake BHXH gateway (``cccd-edge sim bhxh``) as a child process: the demo's 500 citizens
+    (``citizens.population(500, seed=2026)``), its account and officer."""
+    low, high = latency
+    return SimProcess(
+        [
+            *("sim", "bhxh", "--username", "bv", "--password", "demo", "--citizens", "500"),
+            *("--seed", "2026", "--officer", f"{OFFICER[0]}={OFFICER[1]}"),
+            *("--latency", f"{low:g}-{high:g}"),
+        ],
+        log,
+    )
+
+
+def fake_his(his_db: Path, log: Path, latency: str = HIS_LATENCY) -> SimProcess:
+    """The fake HIS (``cccd-edge sim his``) as a child process, its store in ``his_db``."""
+    return SimProcess(["sim", "his", "--db", str(his_db), "--latency", latency], log)
 
 
 def _start_of(sc: Scenario) -> float | None:
