@@ -391,6 +391,7 @@ class SimNode:
         self._reserved = 0
         self._last_code: tuple[bytes, float] | None = None
         self._kick = asyncio.Event()  # a read waits in the outbox
+        self._counter: asyncio.Future[None] | None = None  # the patients loop, while powered
         self._started = time.monotonic()
         ca_dir = ca_dir or Path(tempfile.gettempdir())
         self._ca = ca_dir / f"{self.facility}-ca.pem"
@@ -543,6 +544,15 @@ class SimNode:
                 self.connected = False
                 self._live = None
 
+    def power_off(self) -> None:
+        """The power goes: the socket closes without a DISCONNECT (the broker publishes the Last
+        Will) and the counter stops at once. The caller cancels ``run``, whose client may take its
+        keep-alive to give up the closed socket: the counter must not scan meanwhile."""
+        self.drop_socket()
+        self.connected = False
+        if self._counter is not None:
+            self._counter.cancel()
+
     def set_link(self, up: bool) -> None:
         """The node's Wi-Fi (or its way to the broker) comes back, or goes."""
         if up:
@@ -602,7 +612,7 @@ class SimNode:
     async def run(self) -> None:
         """Power on, then serve the counter and keep the link until cancelled (power off)."""
         self._power_on()
-        patients = asyncio.ensure_future(self._patients())
+        patients = self._counter = asyncio.ensure_future(self._patients())
         delay = RECONNECT[0]
         try:
             while True:
@@ -782,8 +792,7 @@ class Hall:
         self.call(lambda: self._on(self._index(device)))
 
     def _cut(self, i: int) -> None:
-        self.nodes[i].drop_socket()  # no DISCONNECT: the broker publishes the Last Will
-        self.nodes[i].connected = False
+        self.nodes[i].power_off()
         task = self._tasks.pop(i, None)
         if task is not None:
             task.cancel()

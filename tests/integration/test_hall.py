@@ -34,6 +34,13 @@ def _offline(site: Site, device: str) -> bool:
     return bool(rows) and not fleet.DeviceState.from_dict(json.loads(rows[0][0])).online
 
 
+def _scanned_by(hall: Hall, device: str) -> int:
+    row = hall.call(
+        lambda: hall.truth.db.execute("SELECT COUNT(*) FROM reads WHERE device = ?", (device,)).fetchone()
+    )
+    return int(row[0])
+
+
 def _stored(site: Site) -> list[tuple[str, str, int]]:
     return [(FAC, d, int(s)) for d, s in site.stored()]
 
@@ -52,10 +59,12 @@ def test_outages_and_power_cuts_lose_nothing_and_never_repeat_a_sequence_number(
         hall.link_down("qr-0002")  # Wi-Fi gone: it keeps scanning into its outbox
         cut = time.monotonic()
         hall.power_cut("qr-0003")
+        scanned_before_the_cut = _scanned_by(hall, "qr-0003")
         # no DISCONNECT: the broker publishes the Last Will at once, well before 3 silent heartbeats
         wait(lambda: _offline(site, "qr-0003"), 10, "the Last Will of the node that lost power")
         assert time.monotonic() - cut < 3 * settings.heartbeat
         wait(lambda: hall.tally()["accepted"] >= 30, 20, "reads meanwhile")
+        assert _scanned_by(hall, "qr-0003") == scanned_before_the_cut  # no power, no scans
         hall.power_on("qr-0003")
         hall.link_up("qr-0002")
         wait(lambda: hall.online() == 4, 30, "every node back")
