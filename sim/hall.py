@@ -473,13 +473,21 @@ class SimNode:
         return seq
 
     async def _patients(self) -> None:
+        # Each arrival is due in simulated time after the one before, not after the wake-up: a
+        # late wake-up (a busy loop; a scan's own time; a fast clock making waits of a few ms)
+        # brings the next patient sooner, so the rate holds.
+        clock, due = self.clock, self.clock.now()
         while True:
             rate = self.shape.rate(self.clock.hour())
             if rate <= 0 or self.paused:
                 await asyncio.sleep(self.clock.real(60.0) if rate <= 0 else 0.2)  # look again later
+                clock, due = self.clock, self.clock.now()
                 continue
-            await asyncio.sleep(self.clock.real(self.rng.expovariate(rate)))
-            if not self.paused:
+            if clock is not self.clock:  # a new clock (a node away, or back): anew
+                clock, due = self.clock, self.clock.now()
+            due += self.rng.expovariate(rate)
+            await asyncio.sleep(clock.real(max(0.0, due - clock.now())))
+            if not self.paused and clock is self.clock:
                 self.scan()
 
     # the link
