@@ -33,6 +33,17 @@ def _node(d, uart=None):
     return Node(_config(d), d, uart or FakeUART(), FixedClock(), feedback=Panel(), event=Event())
 
 
+def _scanned(d, reads):
+    """A node whose counter accepted ``reads`` reads (seq 0, 1, ...), its panel cleared."""
+    uart = FakeUART()
+    node = _node(d, uart)
+    for i in range(reads):
+        uart.send(QR.encode() + b"\r")
+        node.scan(10000 * i)  # the next patient, same card: a new read
+    node.feedback.shown.clear()
+    return node
+
+
 def _down(kind, seq, body, topic):
     k = keys.derive(SECRET)
     return envelope.seal(k.down_key, k.down_iv, b"collector", seq, topic, schema.encode(kind, body))
@@ -78,11 +89,7 @@ def test_frames_in_reads_out_in_order_once_the_link_is_up():
 
 def test_results_shown_and_replays_or_forgeries_counted():
     with Scratch() as d:
-        uart = FakeUART()
-        node = _node(d, uart)
-        uart.send(QR.encode() + b"\r")
-        node.scan(0)  # read 0: the patient at the counter
-        node.feedback.shown.clear()
+        node = _scanned(d, 1)  # read 0: the patient at the counter
         topic = node.topic("result")
         ok = schema.result(0, "ok", "Có BHYT\nHạn 31/12/2026")
         node.on_message(topic, _down("result", 5, ok, topic))
@@ -107,13 +114,7 @@ def test_a_late_answer_for_an_earlier_patient_is_counted_not_shown():
     # After a day offline the answers for the day's reads arrive while another patient is at the
     # counter: only the answer for the latest read is shown.
     with Scratch() as d:
-        uart = FakeUART()
-        node = _node(d, uart)
-        uart.send(QR.encode() + b"\r")
-        node.scan(0)
-        uart.send(QR.encode() + b"\r")
-        node.scan(10000)  # read 1: the patient at the counter now
-        node.feedback.shown.clear()
+        node = _scanned(d, 2)  # read 1: the patient at the counter now
         topic = node.topic("result")
         node.on_message(topic, _down("result", 0, schema.result(0, "reject", "Không có BHYT"), topic))
         assert node.feedback.shown == [] and node.late_results == 1 and node.results == 1
