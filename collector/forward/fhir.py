@@ -56,6 +56,7 @@ from collector.forward.his import (
     Visit,
     mask,
 )
+from collector.forward.httppool import HttpPools
 
 log = logging.getLogger("cccd.collector.fhir")
 for _name in ("httpx", "httpcore"):
@@ -73,6 +74,7 @@ V3_ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 SUBSCRIBER_RELATIONSHIP = "http://terminology.hl7.org/CodeSystem/subscriber-relationship"
 BHXH = "Bảo hiểm xã hội Việt Nam"
 FHIR_JSON = "application/fhir+json"
+PER_POOL = 8  # connections per httpx client (collector/forward/httppool.py): see BENCHMARKS.md
 MAX_REASON = 500  # characters of the HIS's explanation kept in a dead letter
 
 _GENDER = {"M": "male", "F": "female"}
@@ -197,8 +199,9 @@ def patient_criteria(visit: Visit) -> str:
 class FhirConnector:
     """Registers visits in a FHIR R4 server at ``base_url`` (e.g. ``https://his.example.vn/fhir``).
 
-    ``token``: a bearer token the HIS asks for; ``headers``: any others (an API key); ``auth``:
-    httpx's, for other schemes. ``transport`` is the HTTP seam (tests use the fake HIS of sim/).
+    ``token``: a bearer token the HIS asks for; ``headers``: any others (an API key).
+    ``connections``: requests in flight at most (``[his] concurrency``), spread over small pools
+    (collector/forward/httppool.py). ``transport`` is the HTTP seam (tests use the fake HIS).
     """
 
     name = "fhir"
@@ -210,15 +213,20 @@ class FhirConnector:
         timeout: float = 10.0,
         token: str | None = None,
         headers: Mapping[str, str] | None = None,
-        auth: httpx.Auth | tuple[str, str] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        connections: int = 20,
     ) -> None:
         merged = {"Accept": FHIR_JSON, "Content-Type": f"{FHIR_JSON}; charset=utf-8"}
         merged.update(headers or {})
         if token:
             merged["Authorization"] = f"Bearer {token}"
-        self._http = httpx.AsyncClient(
-            base_url=base_url, timeout=timeout, headers=merged, auth=auth, transport=transport
+        self._http = HttpPools(
+            base_url,
+            connections=connections,
+            timeout=timeout,
+            transport=transport,
+            headers=merged,
+            per_pool=PER_POOL,
         )
 
     async def aclose(self) -> None:
@@ -241,7 +249,7 @@ class FhirConnector:
         """One conditional update; the id of the resource the HIS created or updated."""
         body = json.dumps(resource, ensure_ascii=False).encode("utf-8")
         try:
-            response = await self._http.put(kind, params={"identifier": criteria}, content=body)
+            response = await self._http.request("PUT", kind, params={"identifier": criteria}, content=body)
         except httpx.TimeoutException:
             raise HisUnavailableError(f"{kind}: the HIS did not answer in time") from None
         except httpx.HTTPError as exc:  # the class only: the text may hold the URL

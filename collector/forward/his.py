@@ -121,4 +121,6 @@ def connect(settings: "HisSettings") -> HisConnector:
         return Hl7v2Connector(settings.host, settings.port, timeout=settings.timeout)
     from collector.forward.fhir import FhirConnector  # noqa: PLC0415
 
-    return FhirConnector(settings.url, timeout=settings.timeout, token=settings.token or None)
+    return FhirConnector(
+        settings.url, timeout=settings.timeout, token=settings.token or None, connections=settings.concurrency
+    )
