@@ -39,6 +39,7 @@ batch_size = 200                            # messages per transaction at most
     host = "10.0.0.5"                           # hl7v2: the HIS's MLLP listener
     port = 2575
     token_file = "his.token"                    # fhir: a bearer token, when the HIS asks for one
+    transaction = false                         # fhir: one transaction Bundle a visit (if the HIS takes it)
     timeout = 10                                # seconds for one request
     dead_after_hours = 24                       # a visit not registered after this is a dead letter
     breaker_failures = 5                        # failures in a row that open the circuit
@@ -118,6 +119,9 @@ class HisSettings:
     token: str = ""
     timeout: float = 10.0
     concurrency: int = 20  # registrations in flight
+    # fhir: the three updates in one transaction Bundle (one round trip, all or nothing), for a
+    # HIS that takes transactions; off: three conditional updates, which every FHIR server takes
+    transaction: bool = False
     dead_after_hours: float = 24.0
     breaker_failures: int = 5
     breaker_cooldown: float = 30.0

@@ -86,6 +86,7 @@ log = logging.getLogger("cccd.sim.his")
 BASE_PATH = "/fhir"
 TYPES = ("Patient", "Coverage", "Encounter")
 MAX_BODY = 1024 * 1024
+MAX_ENTRIES = 100  # entries of a transaction Bundle
 FHIR_JSON = "application/fhir+json"
 OUTAGES = ("refuse", "503")
 
@@ -394,6 +395,18 @@ def _json_rules(value: Any, where: str) -> None:
             _json_rules(item, f"{where}[{key}]" if isinstance(key, int) else f"{where}.{_safe_name(key)}")
 
 
+def _resolve(value: Any, resolved: dict[str, str]) -> Any:
+    """``value`` with every reference to an earlier transaction entry's fullUrl replaced."""
+    if isinstance(value, dict):
+        return {
+            k: resolved.get(v, v) if k == "reference" and isinstance(v, str) else _resolve(v, resolved)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_resolve(v, resolved) for v in value]
+    return value
+
+
 def _safe_name(key: str) -> str:
     return key if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", key) else "(a bad key)"
 
@@ -624,6 +637,8 @@ class FhirHis(httpd.Service):
             if method != "GET":
                 raise _MethodError("GET")
             return _Answer(200, self.capability())
+        if not parts and method == "POST":
+            return self._transaction(headers, body)
         if not parts or parts[0] not in TYPES:
             raise _FhirError(
                 404, "not-supported", "Unknown resource type or path: this HIS serves " + ", ".join(TYPES)
@@ -722,29 +737,80 @@ class FhirHis(httpd.Service):
     def _conditional_update(self, kind: str, query: str, headers: Message, body: bytes) -> _Answer:
         resource = self._incoming(kind, headers, body)
         tokens, _ = _criteria(query, require=True)
-        given = resource.get("id")
         with self._store.lock:
-            matches = self._matches(kind, tokens)
-            if len(matches) > 1:
-                raise _FhirError(
-                    412, "multiple-matches", f"{len(matches)} {kind} resources match the criteria"
-                )
-            if matches:
-                rid = matches.pop()
-                if given is not None and given != rid:
-                    raise _FhirError(
-                        400, "invalid", f"The resource's id is not the one of the {kind} the criteria match"
-                    )
-                status = 200
-            elif given is not None:
-                if self._store.read(kind, str(given)) is not None:
-                    raise _FhirError(400, "invalid", f"{kind}/{given} exists and does not match the criteria")
-                rid, status = str(given), 201
-            else:
-                rid, status = self._store.next_id(), 201
-            self._check_write(kind, resource)
-            stored, _ = self._store.save(kind, rid, resource, self._clock())
+            stored, status = self._put_matching(kind, tokens, resource)
         return self._written(kind, stored, status, headers)
+
+    def _put_matching(
+        self, kind: str, tokens: list[list[tuple[str | None, str | None]]], resource: dict[str, Any]
+    ) -> tuple[dict[str, Any], int]:
+        """A conditional update (under the store's lock): the stored resource and 200 or 201."""
+        given = resource.get("id")
+        matches = self._matches(kind, tokens)
+        if len(matches) > 1:
+            raise _FhirError(412, "multiple-matches", f"{len(matches)} {kind} resources match the criteria")
+        if matches:
+            rid = matches.pop()
+            if given is not None and given != rid:
+                raise _FhirError(
+                    400, "invalid", f"The resource's id is not the one of the {kind} the criteria match"
+                )
+            status = 200
+        elif given is not None:
+            if self._store.read(kind, str(given)) is not None:
+                raise _FhirError(400, "invalid", f"{kind}/{given} exists and does not match the criteria")
+            rid, status = str(given), 201
+        else:
+            rid, status = self._store.next_id(), 201
+        self._check_write(kind, resource)
+        stored, _ = self._store.save(kind, rid, resource, self._clock())
+        return stored, status
+
+    def _transaction(self, headers: Message, body: bytes) -> _Answer:
+        """``POST [base]`` with a transaction Bundle of conditional updates (``PUT Type?criteria``),
+        applied in order; a reference to an earlier entry's ``fullUrl`` (``urn:uuid:...``) becomes
+        that entry's ``Type/id``. Any entry refused: the whole answer is that error. (A real
+        server rolls the transaction back; this fake keeps the entries before it, each being
+        idempotent, so a retry ends in the same state.)"""
+        data = self._parsed(headers, body)
+        if data.get("resourceType") != "Bundle" or data.get("type") != "transaction":
+            raise _FhirError(400, "invalid", "POST to the base takes a Bundle of type transaction")
+        entries = data.get("entry")
+        if not isinstance(entries, list) or not entries or len(entries) > MAX_ENTRIES:
+            raise _FhirError(400, "invalid", f"A transaction has 1 to {MAX_ENTRIES} entries")
+        resolved: dict[str, str] = {}
+        answers = []
+        with self._store.lock:
+            for n, entry in enumerate(entries):
+                request = entry.get("request") if isinstance(entry, dict) else None
+                method = request.get("method") if isinstance(request, dict) else None
+                url = request.get("url") if isinstance(request, dict) else None
+                kind, _, query = url.partition("?") if isinstance(url, str) else ("", "", "")
+                if method != "PUT" or kind not in TYPES or not query:
+                    raise _FhirError(
+                        400,
+                        "not-supported",
+                        f"entry {n}: this HIS takes conditional updates (PUT Type?criteria)",
+                    )
+                resource = _resolve(entry.get("resource"), resolved)
+                if not isinstance(resource, dict) or resource.get("resourceType") != kind:
+                    raise _FhirError(400, "invalid", f"entry {n}: the resource is not a {kind}")
+                self._checked(kind, resource)
+                tokens, _ = _criteria(query, require=True)
+                stored, status = self._put_matching(kind, tokens, resource)
+                full = entry.get("fullUrl")
+                if isinstance(full, str) and full.startswith("urn:uuid:"):
+                    resolved[full] = f"{kind}/{stored['id']}"
+                location = f"{kind}/{stored['id']}/_history/{stored['meta']['versionId']}"
+                answers.append(
+                    {
+                        "response": {
+                            "status": "201 Created" if status == 201 else "200 OK",
+                            "location": location,
+                        }
+                    }
+                )
+        return _Answer(200, {"resourceType": "Bundle", "type": "transaction-response", "entry": answers})
 
     def _written(self, kind: str, stored: dict[str, Any], status: int, headers: Message) -> _Answer:
         out = _version_headers(stored)
@@ -761,22 +827,29 @@ class FhirHis(httpd.Service):
 
     def _incoming(self, kind: str, headers: Message, body: bytes) -> dict[str, Any]:
         """The request's resource, parsed and validated as a FHIR server would, or a _FhirError."""
+        data = self._parsed(headers, body)
+        sent = data.get("resourceType")
+        if sent != kind:
+            shown = sent if isinstance(sent, str) and re.fullmatch(r"[A-Za-z]{1,64}", sent) else "(none)"
+            raise _FhirError(400, "invalid", f"resourceType {shown} does not match the URL's {kind}")
+        self._checked(kind, data)
+        return data
+
+    def _parsed(self, headers: Message, body: bytes) -> dict[str, Any]:
+        """The request's body as FHIR JSON in UTF-8, or a _FhirError."""
         media = (headers.get("Content-Type") or "").split(";")
         if media[0].strip().lower() not in (FHIR_JSON, "application/json"):
             raise _FhirError(415, "not-supported", f"Send {FHIR_JSON}")
         charset = [p.strip().lower() for p in media[1:] if p.strip().lower().startswith("charset=")]
         if charset and charset[0] not in ("charset=utf-8", 'charset="utf-8"'):
             raise _FhirError(415, "not-supported", "Only UTF-8 is accepted")
-        data = _decode(body)
-        sent = data.get("resourceType")
-        if sent != kind:
-            shown = sent if isinstance(sent, str) and re.fullmatch(r"[A-Za-z]{1,64}", sent) else "(none)"
-            raise _FhirError(400, "invalid", f"resourceType {shown} does not match the URL's {kind}")
+        return _decode(body)
+
+    def _checked(self, kind: str, data: dict[str, Any]) -> None:
         if "id" in data and not (isinstance(data["id"], str) and _ID_RE.fullmatch(data["id"])):
             raise _FhirError(400, "invalid", f"{kind}.id is not a valid id")
         _json_rules(data, kind)
         self._validate(kind, data)
-        return data
 
     def _validate(self, kind: str, data: dict[str, Any]) -> None:
         from pydantic import ValidationError  # noqa: PLC0415 - fhir.resources' own dependency
@@ -859,6 +932,7 @@ class FhirHis(httpd.Service):
                         }
                         for kind in TYPES
                     ],
+                    "interaction": [{"code": "transaction"}],
                 }
             ],
         }
@@ -977,6 +1051,7 @@ def banner(his: FhirHis, db: str) -> str:
         f"  GET  {BASE_PATH}/[type]/[id], PUT the same         read, update",
         f"  PUT  {BASE_PATH}/[type]?identifier=system|value    conditional update",
         f"  GET  {BASE_PATH}/[type]?identifier=system|value    search",
+        f"  POST {BASE_PATH}                                   a transaction of conditional updates",
         f"  types: {', '.join(TYPES)}",
     ]
     return "\n".join(lines) + "\n"

@@ -266,6 +266,7 @@ def _phase(
     drain: float,
     his_latency: str,
     say: Say,
+    his_transaction: bool = False,
 ) -> dict[str, Any]:
     base.mkdir(parents=True)
     offer = seconds + (TAIL if kill else 0.0)
@@ -291,7 +292,7 @@ def _phase(
         else:
             gateway = fake_gateway(base / "gateway.log", (0.0, 0.0))
             stack.callback(gateway.stop)
-            f.configure(gateway.start().url, his.url)
+            f.configure(gateway.start().url, his.url, his_transaction)
         consumer = _Consumer(side, f, nodered, base)
         stack.callback(consumer.stop)
         say(f"{side}: starting {'node-red' if nodered else 'the collector'}")
@@ -369,6 +370,7 @@ def run(
     drain: float = 300.0,
     his_latency: str = "0.02-0.2",
     say: Say | None = None,
+    his_transaction: bool = False,
 ) -> dict[str, Any]:
     """Both phases, Node-RED first; the report (see ``format_report``)."""
     say = say or (lambda _m: None)
@@ -377,7 +379,7 @@ def run(
         with tempfile.TemporaryDirectory(prefix="cccd-bench-nodered-") as tmp:
             args = (devices, rate, seconds, kill, drain, his_latency, say)
             nodered = _phase(NODERED, Path(tmp) / "nodered", red_js, *args)
-            edge = _phase(CCCD_EDGE, Path(tmp) / "cccd-edge", None, *args)
+            edge = _phase(CCCD_EDGE, Path(tmp) / "cccd-edge", None, *args, his_transaction)
     except (DemoError, SimStartError, MosquittoError, CollectorStartError) as exc:
         raise BenchError(str(exc)) from None
     return {
@@ -388,6 +390,7 @@ def run(
         "steady_window_s": [seconds * STEADY_FROM, seconds],
         "nodes": devices,
         "his_latency_s": his_latency,
+        "his_transaction": his_transaction,
         "phases": [nodered, edge],
         "ratio": round(ratio(edge["visits_per_s"], nodered["visits_per_s"]), 2),
     }
@@ -401,6 +404,8 @@ def format_report(r: dict[str, Any]) -> str:
         f"Node-RED {r['node_red']}",
         f"  {r['offered_per_s']:g} reads/s offered by {r['nodes']} nodes for {r['seconds']:g} s; fake HIS "
         f"latency {r['his_latency_s']} s; visits/s counted at the HIS from {low:g} to {high:g} s",
+        "  cccd-edge registers a visit in "
+        + ("one FHIR transaction" if r.get("his_transaction") else "three FHIR conditional updates"),
         f"  {'':10} {'visits/s':>9} {'published':>10} {'in the HIS':>11} {'lost':>7} {'twice':>6} "
         f"{'consumer CPU':>13} {'HIS CPU':>8}",
     ]

@@ -240,7 +240,14 @@ def _bench_nodered(args: argparse.Namespace) -> int:
         )
     try:
         report = benchnodered.run(
-            args.rate, args.seconds, args.nodes, not args.no_kill, args.drain, args.his_latency, _progress
+            args.rate,
+            args.seconds,
+            args.nodes,
+            not args.no_kill,
+            args.drain,
+            args.his_latency,
+            _progress,
+            args.his_transaction,
         )
     except BenchError as exc:
         raise CommandError("the Node-RED bench failed", str(exc), "rerun with --verbose") from None
@@ -1269,6 +1276,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--his-latency", default="0.02-0.2", help="the fake HIS's answer time, LOW-HIGH s")
     p.add_argument("--drain", type=float, default=300.0, help="seconds to wait for the backlog (default 300)")
     p.add_argument("--no-kill", action="store_true", help="do not SIGKILL the consumers")
+    p.add_argument(
+        "--his-transaction",
+        action="store_true",
+        help="cccd-edge registers each visit in one FHIR transaction Bundle ([his] transaction = true)",
+    )
     p.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     p.set_defaults(handler=_bench_nodered)
 

@@ -125,12 +125,13 @@ class Facility:
         except SimStartError as exc:
             raise DemoError(str(exc)) from None
 
-    def configure(self, gateway_url: str, his_url: str) -> None:
+    def configure(self, gateway_url: str, his_url: str, his_transaction: bool = False) -> None:
         with (self.home.path / "collector.toml").open("a", encoding="utf-8") as f:
             f.write(
                 f'\n[bhxh]\nurl = "{gateway_url}"\nusername = "bv"\npassword = "demo"\n'
                 f'officer_name = "{OFFICER[0]}"\nofficer_cccd = "{OFFICER[1]}"\n'
                 f'\n[his]\nprotocol = "fhir"\nurl = "{his_url}"\n'
+                f"transaction = {'true' if his_transaction else 'false'}\n"
             )
 
     def stored(self) -> list[tuple[str, str, int]]:

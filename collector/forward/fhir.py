@@ -42,8 +42,10 @@ carry identifiers, so httpx's own loggers stay at WARNING and its exception text
 import json
 import logging
 import re
+import uuid
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 
@@ -215,7 +217,9 @@ class FhirConnector:
         headers: Mapping[str, str] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         connections: int = 20,
+        transaction: bool = False,
     ) -> None:
+        self.transaction = transaction
         merged = {"Accept": FHIR_JSON, "Content-Type": f"{FHIR_JSON}; charset=utf-8"}
         merged.update(headers or {})
         if token:
@@ -237,6 +241,8 @@ class FhirConnector:
         criteria = patient_criteria(visit)
         if not criteria:
             raise HisRejectedError("the visit carries no CCCD, CMND or BHYT card to find the patient by")
+        if self.transaction:
+            return await self._register_at_once(visit, criteria)
         patient_id = await self._put("Patient", criteria, patient(visit), visit)
         ref = f"Patient/{patient_id}"
         cover = coverage(visit, ref)
@@ -244,6 +250,45 @@ class FhirConnector:
             await self._put("Coverage", token(SID_INSURANCE_NUMBER, cover["subscriberId"]), cover, visit)
         encounter_id = await self._put("Encounter", token(SID_VISIT, visit.key), encounter(visit, ref), visit)
         return f"Encounter/{encounter_id}"
+
+    async def _register_at_once(self, visit: Visit, criteria: str) -> str:
+        """The same three conditional updates in one transaction Bundle: one round trip, and the
+        HIS applies all or nothing. The Coverage and the Encounter name the Patient by the
+        entry's ``fullUrl``, which the HIS replaces with the Patient it matched or created."""
+        ref = "urn:uuid:" + str(uuid.uuid5(uuid.NAMESPACE_URL, f"{SID_VISIT}|{visit.key}|patient"))
+        steps = [("Patient", criteria, patient(visit))]
+        cover = coverage(visit, ref)
+        if cover is not None:
+            steps.append(("Coverage", token(SID_INSURANCE_NUMBER, cover["subscriberId"]), cover))
+        steps.append(("Encounter", token(SID_VISIT, visit.key), encounter(visit, ref)))
+        bundle = {
+            "resourceType": "Bundle",
+            "type": "transaction",
+            "entry": [
+                {
+                    **({"fullUrl": ref} if kind == "Patient" else {}),
+                    "resource": resource,
+                    "request": {"method": "PUT", "url": kind + "?" + urlencode({"identifier": crit})},
+                }
+                for kind, crit, resource in steps
+            ],
+        }
+        body = json.dumps(bundle, ensure_ascii=False).encode("utf-8")
+        try:
+            response = await self._http.request("POST", "", content=body)
+        except httpx.TimeoutException:
+            raise HisUnavailableError("transaction: the HIS did not answer in time") from None
+        except httpx.HTTPError as exc:  # the class only: the text may hold the URL
+            why = type(exc).__name__
+            raise HisUnavailableError(f"transaction: the HIS could not be reached ({why})") from None
+        _check("transaction", response, visit)
+        found = _transaction_encounter(response)
+        if found is None:
+            raise HisRejectedError(
+                f"transaction: the HIS answered HTTP {response.status_code} without the Encounter's id"
+            )
+        log.debug("Encounter %s: HTTP %d (transaction)", found, response.status_code)
+        return f"Encounter/{found}"
 
     async def _put(self, kind: str, criteria: str, resource: dict[str, Any], visit: Visit) -> str:
         """One conditional update; the id of the resource the HIS created or updated."""
@@ -308,6 +353,27 @@ def _cut(text: str) -> str:
     return text if len(text) <= MAX_REASON else text[: MAX_REASON - 1] + "…"
 
 
+def _transaction_encounter(response: httpx.Response) -> str | None:
+    """The Encounter's id in a transaction-response Bundle (its last entry's location)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    entries = body.get("entry") if isinstance(body, dict) else None
+    if not isinstance(entries, list) or not entries or not isinstance(entries[-1], dict):
+        return None
+    answer = entries[-1].get("response")
+    location = answer.get("location") if isinstance(answer, dict) else None
+    found = _LOCATION["Encounter"].search(location) if isinstance(location, str) else None
+    return found[1] if found else None
+
+
+_LOCATION = {
+    kind: re.compile(rf"(?:^|/){kind}/([A-Za-z0-9\-.]{{1,64}})(?:/_history/[^/]+)?/?$")
+    for kind in ("Patient", "Coverage", "Encounter")
+}
+
+
 def _resource_id(kind: str, response: httpx.Response) -> str | None:
     """The id of the resource an answer is about: its body, else Location / Content-Location."""
     try:
@@ -316,7 +382,7 @@ def _resource_id(kind: str, response: httpx.Response) -> str | None:
         body = None
     if isinstance(body, dict) and body.get("resourceType") == kind and isinstance(body.get("id"), str):
         return str(body["id"])
-    pattern = re.compile(rf"(?:^|/){kind}/([A-Za-z0-9\-.]{{1,64}})(?:/_history/[^/]+)?/?$")
+    pattern = _LOCATION[kind]
     for header in ("Location", "Content-Location"):
         found = pattern.search(response.headers.get(header, ""))
         if found:

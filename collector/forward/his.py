@@ -122,5 +122,9 @@ def connect(settings: "HisSettings") -> HisConnector:
     from collector.forward.fhir import FhirConnector  # noqa: PLC0415
 
     return FhirConnector(
-        settings.url, timeout=settings.timeout, token=settings.token or None, connections=settings.concurrency
+        settings.url,
+        timeout=settings.timeout,
+        token=settings.token or None,
+        connections=settings.concurrency,
+        transaction=settings.transaction,
     )

@@ -13,6 +13,7 @@ from fhir.resources.R4B.coverage import Coverage as FhirCoverage
 from fhir.resources.R4B.encounter import Encounter as FhirEncounter
 from fhir.resources.R4B.patient import Patient as FhirPatient
 
+from collector.config import from_dict
 from collector.forward import fhir
 from collector.forward.fhir import FhirConnector
 from collector.forward.his import (
@@ -23,6 +24,7 @@ from collector.forward.his import (
     HisRejectedError,
     HisUnavailableError,
     Visit,
+    connect,
 )
 from sim.his import FhirHis
 
@@ -281,3 +283,92 @@ def test_no_personal_data_in_the_logs(his: FhirHis, caplog: pytest.LogCaptureFix
     failure(his, INSURED)
     assert "Encounter" in caplog.text
     assert_no_personal_data(caplog.text, INSURED)
+
+
+# --- one transaction Bundle a visit ([his] transaction = true) ------------------------------------
+
+
+def test_in_one_transaction_a_population_is_registered_once_each_in_a_request_each(his: FhirHis) -> None:
+    refs = register(his, *VISITS, transaction=True)
+    insured = sum(v.coverage is not None for v in VISITS)
+    assert holdings(his) == (len(VISITS), insured, len(VISITS))
+    assert his.requests("POST") == len(VISITS) and his.requests("PUT") == 0
+    for visit, ref in zip(VISITS, refs, strict=True):
+        encounter = his.read("Encounter", ref.removeprefix("Encounter/"))
+        assert encounter is not None and encounter["identifier"][0]["value"] == visit.key
+        FhirEncounter.model_validate(encounter)
+        patient_ref = encounter["subject"]["reference"]  # the entry's urn:uuid, resolved by the HIS
+        patient = his.read("Patient", patient_ref.removeprefix("Patient/"))
+        assert patient is not None
+        assert {"system": SID_NATIONAL_ID, "value": visit.cccd, "use": "official"} in patient["identifier"]
+        covers = his.find("Coverage", SID_INSURANCE_NUMBER, visit.coverage.card) if visit.coverage else []
+        assert [c["beneficiary"] for c in covers] == [{"reference": patient_ref}] * len(covers)
+    assert register(his, *VISITS[:5], transaction=True) == refs[:5]  # again: the same visits
+    assert register(his, *VISITS[:5]) == refs[:5]  # and by three updates: the same too
+    assert holdings(his) == (len(VISITS), insured, len(VISITS))
+
+
+def test_in_one_transaction_lost_answers_are_retried_into_one_of_each(his: FhirHis) -> None:
+    his.set_error_rate(1.0, after=True)
+    for _ in range(3):
+        assert isinstance(failure(his, INSURED, transaction=True), HisUnavailableError)
+    his.set_error_rate(0)
+    register(his, INSURED, transaction=True)
+    assert holdings(his) == (1, 1, 1)
+
+
+def test_in_one_transaction_duplicates_in_the_his_are_a_dead_letter(his: FhirHis) -> None:
+    with httpx.Client(base_url=his.url) as client:
+        for _ in range(2):
+            body = json.dumps(fhir.patient(INSURED))
+            client.post("Patient", content=body, headers={"Content-Type": "application/fhir+json"})
+    error = failure(his, INSURED, transaction=True)
+    assert isinstance(error, HisRejectedError)
+    assert str(error).startswith("transaction: ") and "HTTP 412" in str(error) and "merge" in str(error)
+    assert_no_personal_data(str(error), INSURED)
+    assert holdings(his) == (2, 0, 0)
+
+
+@pytest.mark.parametrize(
+    ("bundle", "reason"),
+    [
+        ({"resourceType": "Bundle", "type": "batch", "entry": []}, "Bundle of type transaction"),
+        ({"resourceType": "Bundle", "type": "transaction", "entry": []}, "1 to 100 entries"),
+        ({"resourceType": "Patient"}, "Bundle of type transaction"),
+        (
+            {"resourceType": "Bundle", "type": "transaction", "entry": [{"request": {"method": "DELETE"}}]},
+            "conditional updates",
+        ),
+        (
+            {
+                "resourceType": "Bundle",
+                "type": "transaction",
+                "entry": [
+                    {
+                        "resource": {"resourceType": "Coverage"},
+                        "request": {"method": "PUT", "url": "Patient?identifier=x"},
+                    }
+                ],
+            },
+            "is not a Patient",
+        ),
+    ],
+)
+def test_the_fake_his_refuses_a_transaction_it_does_not_take(his: FhirHis, bundle: Any, reason: str) -> None:
+    with httpx.Client(base_url=his.url) as client:
+        response = client.post(
+            "", content=json.dumps(bundle), headers={"Content-Type": "application/fhir+json"}
+        )
+    assert response.status_code == 400
+    assert reason in response.json()["issue"][0]["diagnostics"]
+    assert holdings(his) == (0, 0, 0)
+
+
+def test_the_his_settings_choose_the_transaction() -> None:
+    base = {"collector": {"facilities": ["38001"]}}
+    for given, expected in (({}, False), ({"transaction": True}, True)):
+        cfg = from_dict({**base, "his": {"protocol": "fhir", "url": "http://his.example/fhir", **given}})
+        assert cfg.his is not None
+        connector = connect(cfg.his)
+        assert isinstance(connector, FhirConnector) and connector.transaction is expected
+        asyncio.run(connector.aclose())
