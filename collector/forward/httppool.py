@@ -7,10 +7,12 @@ the collector (py-spy, ``cccd-edge bench counter``) found most of its CPU in tha
 ``HttpPools`` spreads the requests over several small clients (``per_pool`` connections each):
 each request goes to the first client with a free connection, so light traffic keeps to one
 client and heavy traffic fills them in turn; the cost per request then grows with ``per_pool``.
-``PER_POOL`` was chosen with ``cccd-edge bench counter`` (20 nodes, 100 reads/s, 2 cores): at 32 a
-client, the p99 to the answer with a fast gateway doubled (bursts spill into cold clients); at 100
-and more, the "pending" p99 with a 1–3 s gateway went past 0.5 s (the quadratic pool); 64 met both
-goals.
+``PER_POOL`` is measured with ``cccd-edge bench counter`` (20 nodes, 100 reads/s, 2 cores). First
+chosen at 64: at 32 a client, the p99 to the answer with a fast gateway doubled (bursts spilled
+into cold clients); at 100 and more, the "pending" p99 with a 1–3 s gateway went past 0.5 s (the
+quadratic pool). Measured again after the forwarders got a process of their own, 16 met both goals
+as well as 64 did (final p99 105–112 ms, pending p99 148–156 ms, two runs each), with less of
+the forwarders' CPU spent on each request's bookkeeping (``bench nodered``: docs/BENCHMARKS.md).
 """
 
 import math
@@ -18,7 +20,7 @@ from typing import Any
 
 import httpx
 
-PER_POOL = 64
+PER_POOL = 16
 
 
 class HttpPools:
