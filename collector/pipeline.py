@@ -150,7 +150,9 @@ def _worker_main(cfg: CollectorConfig, conn: multiprocessing.connection.Connecti
                 conn.send(("done", len(batch)))
             elif request[0] == "tick":
                 _, now, connected_for = request
-                if connected_for is not None and not keeping:
+                if connected_for is None or not keeping:
+                    # another collector keeps the fleet (or none does now): the metrics show the
+                    # store's presence, and this one starts from it when its turn comes
                     parts.tracker.reload()
                 keeping = connected_for is not None
                 if connected_for is not None and connected_for >= SETTLE:
