@@ -18,9 +18,14 @@ registered twice in the HIS (0).
 import datetime
 import json
 import sqlite3
+import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
 from collector import fleet
 from collector.amqp import reads_queue
@@ -155,6 +160,7 @@ class ClusterRun:
             self.cluster.start()
             self.cluster.import_definitions(provision.rabbitmq_definitions(self.home.path, FACILITY))
             self._await_queue()
+            self._await_mqtt()
         except RabbitError as exc:
             raise ClusterRunError(str(exc)) from None
         self.cluster_start = time.monotonic() - t0
@@ -193,6 +199,33 @@ class ClusterRun:
             if time.monotonic() > deadline:
                 raise RabbitError(f"the queue {reads_queue(FACILITY)} was not replicated on every node")
             time.sleep(0.5)
+
+    def _await_mqtt(self, timeout: float = 60.0) -> None:
+        """Until every node's MQTT listener accepts a login: just after the cluster forms, the
+        plugin answers "server unavailable" for a while (its client-id tracking is not up)."""
+        password = (self.home.path / "collector.password").read_text("utf-8").strip()
+        for i, ports in enumerate(self.cluster.ports):
+            deadline = time.monotonic() + timeout
+            while True:
+                client = mqtt.Client(
+                    callback_api_version=CallbackAPIVersion.VERSION2, client_id=f"cccd-ready-{i}"
+                )
+                client.username_pw_set(f"collector_{FACILITY}", password)
+                client.tls_set(ca_certs=str(self.home.path / "ca.crt"), tls_version=ssl.PROTOCOL_TLS_CLIENT)
+                try:
+                    accepted = client.connect("127.0.0.1", ports.mqtt, keepalive=10) == 0
+                    client.loop_start()
+                    ready = _until(client.is_connected, 5.0)
+                except OSError:
+                    accepted = ready = False
+                finally:
+                    client.disconnect()
+                    client.loop_stop()
+                if accepted and ready:
+                    break
+                if time.monotonic() > deadline:
+                    raise RabbitError(f"{self.cluster.names[i]} does not accept MQTT logins yet")
+                time.sleep(1.0)
 
     def leader(self) -> int:
         """The index of the node that leads the reads' queue."""
@@ -248,6 +281,15 @@ class ClusterRun:
             proc.stop()
         self.balancer.stop()
         self.cluster.stop()
+
+
+def _until(predicate: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def kill_and_drain(site: ClusterRun, warmup: float, fault: float, say: Say) -> ClusterReport:
