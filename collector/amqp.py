@@ -301,7 +301,7 @@ class AmqpResultPublisher:
         except TimeoutError:
             raise PublishError("RabbitMQ did not confirm a Result") from None
 
-    def close(self) -> None:
+    async def aclose(self) -> None:
         if self._connection is not None and not self._connection.is_closed:
             with contextlib.suppress(Exception):
                 self._connection.close()
