@@ -120,7 +120,7 @@ class AmqpSource:
         self.fleet_gap = 2 * heartbeat_interval  # no fleet message for this long: another keeps it
         self.connected_since: float | None = None
         self._fleet_last = 0.0
-        self._arrived: list[tuple[Message, int]] = []
+        self._arrived: list[Message] = []  # token: the delivery tag
         self._stopping = threading.Event()
         self._failed: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="cccd-collector-amqp", daemon=True)
@@ -153,7 +153,7 @@ class AmqpSource:
 
     def _on_message(self, _ch: Any, method: Any, _props: Any, body: bytes) -> None:
         topic = mqtt_topic(method.routing_key)
-        self._arrived.append((Message(topic, body, time.time(), method.delivery_tag), method.delivery_tag))
+        self._arrived.append(Message(topic, body, time.time(), method.delivery_tag))
         if topic.rsplit("/", 1)[-1] in FLEET_KINDS:
             now = time.time()
             if self.connected_since is None or now - self._fleet_last > self.fleet_gap:
@@ -182,8 +182,8 @@ class AmqpSource:
                 arrived, self._arrived = self._arrived, []
                 for start in range(0, len(arrived), self.batch_size):
                     chunk = arrived[start : start + self.batch_size]
-                    self.store.submit([m for m, _ in chunk])
-                    inflight.append(chunk[-1][1])
+                    self.store.submit(chunk)
+                    inflight.append(chunk[-1].token)
                 while inflight and (len(inflight) >= self.depth or not arrived):
                     self.store.wait()
                     channel.basic_ack(inflight.popleft(), multiple=True)

@@ -17,24 +17,22 @@ registered twice in the HIS (0).
 
 import datetime
 import json
-import sqlite3
+import math
 import ssl
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from collector import fleet
 from collector.amqp import reads_queue
 from sim import citizens
 from sim.hall import Hall, HallSettings
 from tools import provision
-from tools.benchload import _wait
+from tools.benchload import wait_until
 from tools.collectorproc import CollectorProcess, CollectorStartError
-from tools.demo import OFFICER, Say, fake_gateway, fake_his, his_visits
+from tools.demo import OFFICER, Say, fake_gateway, fake_his, his_visits, store_presence, stored_reads
 from tools.rabbitmq import Cluster, RabbitError, Tls
 from tools.simproc import SimStartError
 from tools.tcpproxy import LinkProxy
@@ -215,7 +213,7 @@ class ClusterRun:
                 try:
                     accepted = client.connect("127.0.0.1", ports.mqtt, keepalive=10) == 0
                     client.loop_start()
-                    ready = _until(client.is_connected, 5.0)
+                    ready = not math.isnan(wait_until(client.is_connected, 5.0))
                 except OSError:
                     accepted = ready = False
                 finally:
@@ -237,24 +235,7 @@ class ClusterRun:
     # --- what the store and the simulator say ------------------------------------------------
 
     def stored(self) -> list[tuple[str, str, int]]:
-        try:
-            with sqlite3.connect(self.home.path / "collector.db", timeout=5) as db:
-                return [(FACILITY, d, int(s)) for d, s in db.execute("SELECT device, seq FROM reads")]
-        except sqlite3.Error:
-            return []
-
-    def _store_figures(self) -> tuple[int, int]:
-        """(devices online in the fleet, duplicate deliveries quarantined)."""
-        try:
-            with sqlite3.connect(self.home.path / "collector.db", timeout=5) as db:
-                duplicates = int(
-                    db.execute("SELECT COUNT(*) FROM quarantine WHERE reason = 'duplicate'").fetchone()[0]
-                )
-                rows = db.execute("SELECT body FROM presence_state").fetchall()
-        except sqlite3.Error:
-            return 0, 0
-        states = [fleet.DeviceState.from_dict(json.loads(body)).state for (body,) in rows]
-        return states.count(fleet.ONLINE), duplicates
+        return stored_reads(self.home.path / "collector.db", FACILITY)
 
     def settled(self) -> bool:
         assert self.hall is not None
@@ -268,7 +249,7 @@ class ClusterRun:
         r = self.hall.reconcile(stored)
         into.accepted, into.stored, into.lost, into.dropped = r.accepted, len(stored), r.lost, r.dropped
         into.unknown, into.answered = r.unknown, r.answered
-        into.online_at_end, into.duplicates = self._store_figures()
+        into.online_at_end, into.duplicates = store_presence(self.home.path / "collector.db")
         into.registered, into.registered_twice = his_visits(self.his_db)
         return into
 
@@ -281,15 +262,6 @@ class ClusterRun:
             proc.stop()
         self.balancer.stop()
         self.cluster.stop()
-
-
-def _until(predicate: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def kill_and_drain(site: ClusterRun, warmup: float, fault: float, say: Say) -> ClusterReport:
@@ -311,7 +283,7 @@ def kill_and_drain(site: ClusterRun, warmup: float, fault: float, say: Say) -> C
     report.stored_during = len(site.stored()) - report.stored_before
     say("the nodes stop scanning; draining")
     site.hall.pause()
-    report.drained_after = _wait(site.settled, 120.0)
+    report.drained_after = wait_until(site.settled, 120.0)
     return site.report(report)
 
 

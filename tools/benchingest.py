@@ -38,7 +38,6 @@ import platform
 import queue
 import re
 import signal
-import socket
 import sqlite3
 import ssl
 import subprocess
@@ -58,6 +57,7 @@ from typing import Any
 from tools import provision
 from tools.collectorproc import CollectorProcess, CollectorStartError
 from tools.mosquitto import MOSQUITTO, Mosquitto
+from tools.ports import free_port
 
 GOAL_RATIO = 0.5
 FACILITY = "38001"
@@ -228,12 +228,6 @@ def _bare_subscriber(
 # --- the bench process ----------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _stat_fields(pid: int) -> list[str] | None:
     """Fields 3.. of /proc/<pid>/stat (after the command name), None where unavailable."""
     try:
@@ -305,7 +299,7 @@ class _Site:
 
 
 def _site(base: Path, publishers: int, stack: contextlib.ExitStack) -> _Site:
-    port = _free_port()
+    port = free_port()
     home = provision.init(base / "home", FACILITY, broker_port=port, run_here=True, metrics_port=0)
     nodes = [
         provision.device(home.path, FACILITY, f"bench-{i:02d}", "rpi", f"Quầy {i + 1}")

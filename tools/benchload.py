@@ -48,7 +48,8 @@ def _cpu_and_rss(pids: list[int]) -> tuple[float, int]:
     return cpu, rss
 
 
-def _wait(predicate: Callable[[], bool], timeout: float) -> float:
+def wait_until(predicate: Callable[[], bool], timeout: float) -> float:
+    """Seconds until ``predicate()`` held (looked at every 0.5 s); NaN if not within ``timeout``."""
     start = time.monotonic()
     while not predicate():
         if time.monotonic() - start > timeout:
@@ -79,12 +80,12 @@ def run(nodes: int, rate: float, seconds: float, say: Say) -> dict[str, Any]:
         hall = demo.hall
         assert hall is not None
         f = demo.facilities[0]
-        connect = _wait(lambda: hall.online() == nodes, 600)
+        connect = wait_until(lambda: hall.online() == nodes, 600)
         connected = time.monotonic()
         say(f"{hall.online()} of {nodes} nodes connected in {connect:.1f} s")
         # The burst settles once the collector has every node online (births and first heartbeats
         # taken) and every read scanned during the burst has its final answer.
-        settle = _wait(
+        settle = wait_until(
             lambda: f.presence()[0] >= nodes and hall.unanswered(scanned_before=connected) == 0,
             SETTLE_TIMEOUT,
         )
@@ -107,11 +108,11 @@ def run(nodes: int, rate: float, seconds: float, say: Say) -> dict[str, Any]:
         reads = hall.tally()["accepted"] - before
         say(f"steady window: {reads} reads in {window:.0f} s; restarting the broker")
         f.broker.stop()
-        _wait(lambda: hall.online() < nodes // 2, 60)  # the nodes notice the broker is gone
+        wait_until(lambda: hall.online() < nodes // 2, 60)  # the nodes notice the broker is gone
         f.broker.start()
         t_storm = time.monotonic()
-        back = _wait(lambda: hall.online() == nodes, 600)
-        drained = _wait(lambda: hall.tally()["acked"] >= hall.tally()["accepted"], 600)
+        back = wait_until(lambda: hall.online() == nodes, 600)
+        drained = wait_until(lambda: hall.tally()["acked"] >= hall.tally()["accepted"], 600)
         storm = time.monotonic() - t_storm
         storm_end = time.monotonic()
         say(f"reconnect storm: every node back in {back:.1f} s, every outbox drained in {storm:.1f} s")

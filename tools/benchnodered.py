@@ -57,6 +57,7 @@ from tools.collectorproc import ROOT, CollectorStartError
 from tools.demo import MOSQUITTO_BROKER, DemoError, Facility, Say, fake_gateway, fake_his, his_visits
 from tools.jsonview import to_json
 from tools.mosquitto import MosquittoError
+from tools.ports import free_port
 from tools.simproc import SimProcess, SimStartError
 
 NODE_RED_VERSION = "4.1.15"  # 5.x needs node 22; Debian's is 20
@@ -146,7 +147,7 @@ def node_red(red_js: Path, user_dir: Path, broker: Any, topic: str, his_url: str
         "HIS_URL": his_url,
     }
     settings = user_dir / "settings.js"
-    settings.write_text(settings_js(benchingest._free_port(), env), "utf-8")
+    settings.write_text(settings_js(free_port(), env), "utf-8")
     node = shutil.which("node")
     if node is None:
         raise BenchError("node is not installed (apt-get install nodejs): Node-RED runs on it")

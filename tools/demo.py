@@ -19,7 +19,6 @@ import datetime
 import json
 import secrets
 import shutil
-import socket
 import sqlite3
 import subprocess
 import tempfile
@@ -39,6 +38,7 @@ from tools import provision
 from tools.collectorproc import COMMAND, ROOT, CollectorProcess, CollectorStartError
 from tools.embroker import EmbeddedBroker
 from tools.mosquitto import MOSQUITTO, Mosquitto, MosquittoError
+from tools.ports import free_port
 from tools.simproc import SimProcess, SimStartError
 
 OFFICER = ("Phạm Thị Hoa", "001185000123")  # synthetic
@@ -51,12 +51,6 @@ Say = Callable[[str], None]
 
 class DemoError(Exception):
     """The demo could not start; the message says what to do."""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -79,8 +73,8 @@ class Facility:
 
     def __init__(self, base: Path, code: str, nodes: int, broker: str = EMBEDDED) -> None:
         self.code = code
-        self.port = _free_port()
-        self.metrics_port = _free_port()
+        self.port = free_port()
+        self.metrics_port = free_port()
         self.home = provision.init(
             base / f"home-{code}", code, broker_port=self.port, run_here=True, metrics_port=self.metrics_port
         )
@@ -135,31 +129,47 @@ class Facility:
             )
 
     def stored(self) -> list[tuple[str, str, int]]:
-        try:
-            with sqlite3.connect(self.db, timeout=5) as db:
-                return [(self.code, d, int(s)) for d, s in db.execute("SELECT device, seq FROM reads")]
-        except sqlite3.Error:
-            return []
+        return stored_reads(self.db, self.code)
 
     def states(self) -> dict[str, str]:
-        """Each device's state (online, offline) as the collector's fleet has it."""
-        try:
-            with sqlite3.connect(self.db, timeout=5) as db:
-                rows = db.execute("SELECT device, body FROM presence_state").fetchall()
-        except sqlite3.Error:
-            return {}
-        return {str(device): fleet.DeviceState.from_dict(json.loads(body)).state for device, body in rows}
+        return fleet_states(self.db)
 
     def presence(self) -> tuple[int, int]:
-        """(devices online, duplicate reads quarantined)."""
-        try:
-            with sqlite3.connect(self.db, timeout=5) as db:
-                duplicates = int(
-                    db.execute("SELECT COUNT(*) FROM quarantine WHERE reason = 'duplicate'").fetchone()[0]
-                )
-        except sqlite3.Error:
-            return 0, 0
-        return list(self.states().values()).count(fleet.ONLINE), duplicates
+        return store_presence(self.db)
+
+
+# --- what a collector's SQLite store says (read while the collector runs) ------------------------
+
+
+def stored_reads(path: Path, code: str) -> list[tuple[str, str, int]]:
+    """(facility, device, seq) of every read stored."""
+    try:
+        with sqlite3.connect(path, timeout=5) as db:
+            return [(code, d, int(s)) for d, s in db.execute("SELECT device, seq FROM reads")]
+    except sqlite3.Error:
+        return []
+
+
+def fleet_states(path: Path) -> dict[str, str]:
+    """Each device's state (online, offline) as the collector's fleet has it."""
+    try:
+        with sqlite3.connect(path, timeout=5) as db:
+            rows = db.execute("SELECT device, body FROM presence_state").fetchall()
+    except sqlite3.Error:
+        return {}
+    return {str(device): fleet.DeviceState.from_dict(json.loads(body)).state for device, body in rows}
+
+
+def store_presence(path: Path) -> tuple[int, int]:
+    """(devices online, duplicate reads quarantined)."""
+    try:
+        with sqlite3.connect(path, timeout=5) as db:
+            duplicates = int(
+                db.execute("SELECT COUNT(*) FROM quarantine WHERE reason = 'duplicate'").fetchone()[0]
+            )
+    except sqlite3.Error:
+        return 0, 0
+    return list(fleet_states(path).values()).count(fleet.ONLINE), duplicates
 
 
 class Demo:

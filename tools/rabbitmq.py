@@ -30,7 +30,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -42,6 +41,7 @@ from cccd import schema
 from collector.amqp import fleet_queue, reads_queue
 from tools.brokerfiles import DEVICE_PUBLISHES as INBOUND
 from tools.brokerfiles import DEVICE_SUBSCRIBES as OUTBOUND
+from tools.ports import free_ports
 
 VHOST = "cccd"
 RABBIT_BIN = Path("/usr/lib/rabbitmq/bin")
@@ -246,18 +246,6 @@ def node_conf(ports: NodePorts, tls: Tls, cluster: Sequence[str], bind: str = "1
 # --- a local cluster ---------------------------------------------------------------------------------
 
 
-def _free_ports(n: int) -> list[int]:
-    socks = []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
 def available() -> str | None:
     """Why a local cluster cannot run here, or None."""
     if not (RABBIT_BIN / "rabbitmq-server").exists():
@@ -279,7 +267,7 @@ class Cluster:
         # node names are machine-wide (epmd): a random part keeps two runs from colliding
         name = name or f"cccd-{secrets.token_hex(3)}-"
         self.names = [f"{name}{i + 1}@localhost" for i in range(size)]
-        ports = _free_ports(3 * size)  # the distribution's too: by default AMQP's + 20000, maybe taken
+        ports = free_ports(3 * size)  # the distribution's too: by default AMQP's + 20000, maybe taken
         self.ports = [NodePorts(*ports[3 * i : 3 * i + 3]) for i in range(size)]
         self.procs: list[subprocess.Popen[bytes] | None] = [None] * size
         self._user = "rabbitmq" if os.geteuid() == 0 else None

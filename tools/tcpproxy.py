@@ -17,6 +17,8 @@ import threading
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
+from tools.ports import free_port
+
 
 class LinkProxy:
     def __init__(
@@ -28,9 +30,7 @@ class LinkProxy:
     ) -> None:
         self.targets = [(target_host, target_port), *fallbacks]
         self.host = host
-        with socket.socket() as s:
-            s.bind((host, 0))
-            self.port = int(s.getsockname()[1])
+        self.port = free_port(host)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._server: asyncio.base_events.Server | None = None

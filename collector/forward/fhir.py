@@ -251,6 +251,16 @@ class FhirConnector:
         encounter_id = await self._put("Encounter", token(SID_VISIT, visit.key), encounter(visit, ref), visit)
         return f"Encounter/{encounter_id}"
 
+    async def _send(self, what: str, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """One request; no answer at all is ``HisUnavailableError`` naming ``what``."""
+        try:
+            return await self._http.request(method, url, **kwargs)
+        except httpx.TimeoutException:
+            raise HisUnavailableError(f"{what}: the HIS did not answer in time") from None
+        except httpx.HTTPError as exc:  # the class only: the text may hold the URL
+            why = type(exc).__name__
+            raise HisUnavailableError(f"{what}: the HIS could not be reached ({why})") from None
+
     async def _register_at_once(self, visit: Visit, criteria: str) -> str:
         """The same three conditional updates in one transaction Bundle: one round trip, and the
         HIS applies all or nothing. The Coverage and the Encounter name the Patient by the
@@ -274,13 +284,7 @@ class FhirConnector:
             ],
         }
         body = json.dumps(bundle, ensure_ascii=False).encode("utf-8")
-        try:
-            response = await self._http.request("POST", "", content=body)
-        except httpx.TimeoutException:
-            raise HisUnavailableError("transaction: the HIS did not answer in time") from None
-        except httpx.HTTPError as exc:  # the class only: the text may hold the URL
-            why = type(exc).__name__
-            raise HisUnavailableError(f"transaction: the HIS could not be reached ({why})") from None
+        response = await self._send("transaction", "POST", "", content=body)
         _check("transaction", response, visit)
         found = _transaction_encounter(response)
         if found is None:
@@ -293,13 +297,7 @@ class FhirConnector:
     async def _put(self, kind: str, criteria: str, resource: dict[str, Any], visit: Visit) -> str:
         """One conditional update; the id of the resource the HIS created or updated."""
         body = json.dumps(resource, ensure_ascii=False).encode("utf-8")
-        try:
-            response = await self._http.request("PUT", kind, params={"identifier": criteria}, content=body)
-        except httpx.TimeoutException:
-            raise HisUnavailableError(f"{kind}: the HIS did not answer in time") from None
-        except httpx.HTTPError as exc:  # the class only: the text may hold the URL
-            why = type(exc).__name__
-            raise HisUnavailableError(f"{kind}: the HIS could not be reached ({why})") from None
+        response = await self._send(kind, "PUT", kind, params={"identifier": criteria}, content=body)
         _check(kind, response, visit)
         found = _resource_id(kind, response)
         if found is None:

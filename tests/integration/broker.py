@@ -36,6 +36,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from tools import brokerfiles as bf
 from tools.mosquitto import MOSQUITTO, Mosquitto, MosquittoError
+from tools.ports import free_ports
 
 HOST = "localhost"
 FACILITY = "38001"
@@ -58,13 +59,6 @@ class Account:
     username: str
     password: str
     facility: str
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class Broker:
@@ -137,7 +131,7 @@ class Broker:
     def start(self) -> None:
         """Pick free ports, write every file, start Mosquitto and wait until it speaks TLS."""
         for attempt in range(3):
-            self.port, self.plain_port = _free_port(), _free_port()
+            self.port, self.plain_port = free_ports(2)
             self._write_all()
             try:
                 self._spawn()

@@ -4,7 +4,6 @@ process, and nodes built from their configuration files alone (docs/PROTOCOL.md)
 
 import datetime
 import json
-import socket
 import sqlite3
 import ssl
 import threading
@@ -21,15 +20,10 @@ from sim import citizens
 from tools import provision
 from tools.collectorproc import CollectorProcess
 from tools.mosquitto import Mosquitto
+from tools.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 FAC = "38001"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Site:

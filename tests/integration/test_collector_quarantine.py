@@ -6,11 +6,12 @@ import sqlite3
 import urllib.request
 
 import pytest
-from facility import Node, Site, free_port, wait
+from facility import Node, Site, wait
 from prometheus_client.parser import text_string_to_metric_families
 
 from cccd import cbor, envelope, keys, schema
 from collector import fleet
+from tools.ports import free_port
 
 pytestmark = pytest.mark.integration
 

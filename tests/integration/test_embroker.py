@@ -8,12 +8,13 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
-from facility import free_port, wait
+from facility import wait
 from paho.mqtt.enums import CallbackAPIVersion
 
 from tools import brokerfiles as bf
 from tools import provision
 from tools.embroker import EmbeddedBroker
+from tools.ports import free_port
 
 pytestmark = pytest.mark.integration
 

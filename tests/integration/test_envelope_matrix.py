@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from facility import FAC, Node, Site, free_port, wait
+from facility import FAC, Node, Site, wait
 from prometheus_client.parser import text_string_to_metric_families
 
 from cccd import cbor, envelope, keys, pseudonym, schema
@@ -50,6 +50,7 @@ from collector.registry import Registry
 from collector.tracker import FleetTracker
 from sim import citizens
 from tools import provision
+from tools.ports import free_port
 
 DEV, PEER, GONE = "qr-0001", "qr-0002", "qr-0003"
 TS0 = 1795000000000

@@ -9,10 +9,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from facility import Node, Site, free_port, wait
+from facility import Node, Site, wait
 
 from sim import citizens
 from sim.bhxh import BhxhGateway
+from tools.ports import free_port
 
 pytestmark = pytest.mark.integration
 

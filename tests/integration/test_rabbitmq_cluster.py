@@ -16,6 +16,7 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
+from facility import wait
 from paho.mqtt.enums import CallbackAPIVersion
 
 from collector.amqp import fleet_queue, reads_queue
@@ -84,15 +85,6 @@ class _Probe:
         self.client.loop_stop()
 
 
-def _eventually(predicate: object, timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return True
-        time.sleep(0.2)
-    return False
-
-
 def test_both_queues_are_replicated_on_every_node(site: ClusterRun) -> None:
     for queue in (reads_queue(FACILITY), fleet_queue(FACILITY)):
         assert sorted(site.cluster.queue_members(queue)) == sorted(site.cluster.names)
@@ -115,7 +107,7 @@ def test_a_device_reaches_the_collector_on_its_own_topic_only(site: ClusterRun) 
         assert probe.connected.wait(10), probe.reason
         # what is not an envelope reaches a collector on its own topic, and is quarantined there
         probe.client.publish(own, b"not an envelope", qos=1).wait_for_publish(10)
-        assert _eventually(lambda: _quarantined(site, own) == before_own + 1)
+        wait(lambda: _quarantined(site, own) == before_own + 1, 15, "the collector to quarantine it")
         # on another device's topic RabbitMQ refuses it and closes the connection
         probe.client.publish(other, b"not an envelope either", qos=1)
         assert probe.closed.wait(10)
