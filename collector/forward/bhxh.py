@@ -10,10 +10,8 @@
   check raises ``GatewayUnavailableError`` (the counter stays ``pending``; the caller retries later).
 
 The request URL carries the password hash and the token: neither ever appears in a log line, an
-exception message or a metric label. httpx logs each request's URL at INFO, so its loggers are
-kept at WARNING, and its exceptions are translated here without their text.
-
-The HTTP seam is httpx's ``transport``: tests use the fake gateway over real HTTP (sim/bhxh.py).
+exception message or a metric label: the HTTP client's errors never carry the URL
+(collector/forward/http.py). Tests use the fake gateway over real HTTP (sim/bhxh.py).
 """
 
 import asyncio
@@ -26,13 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
-from collector.forward.httppool import HttpPools
+from collector.forward.http import Answer, HttpClient, HttpError, HttpTimeoutError
 
 log = logging.getLogger("cccd.collector.bhxh")
-for _name in ("httpx", "httpcore"):
-    logging.getLogger(_name).setLevel(logging.WARNING)  # they log URLs, which carry secrets
 
 TOKEN_PATH = "/api/token/take"
 CHECK_PATH = "/api/egw/KQNhanLichSuKCB2024"
@@ -84,11 +78,10 @@ class BhxhClient:
         timeout: float = 10.0,
         attempts: int = 3,
         margin: float = 60.0,
-        transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], float] = time.time,
         connections: int = 100,
     ) -> None:
-        self._http = HttpPools(base_url, connections=connections, timeout=timeout, transport=transport)
+        self._http = HttpClient(base_url, connections=connections, timeout=timeout)
         self._username = username
         self._password_md5 = hashlib.md5(password.encode("utf-8")).hexdigest()  # the API asks for MD5
         self._attempts = attempts
@@ -123,12 +116,12 @@ class BhxhClient:
         body = {"username": self._username, "password": self._password_md5}
         response = await self._send("POST", TOKEN_PATH, json=body)
         self.token_fetches += 1
-        if response.status_code in (401, 403):
+        if response.status in (401, 403):
             raise GatewayAuthError("the gateway refused the facility's username or password")
         data = _json(response)
         key = data.get("APIKey") if isinstance(data, dict) else None
-        if response.status_code != 200 or not isinstance(key, dict):
-            raise GatewayUnavailableError(f"token request answered HTTP {response.status_code}")
+        if response.status != 200 or not isinstance(key, dict):
+            raise GatewayUnavailableError(f"token request answered HTTP {response.status}")
         try:
             return Token(str(key["access_token"]), str(key["id_token"]), parse_expiry(str(key["expires_in"])))
         except (KeyError, ValueError):
@@ -157,7 +150,7 @@ class BhxhClient:
             }
             response = await self._send("POST", CHECK_PATH, params=params, json=body)
             data = _json(response)
-            refused = response.status_code in (401, 403) or (
+            refused = response.status in (401, 403) or (
                 isinstance(data, dict) and str(data.get("maKetQua")) == "401"
             )
             if refused and not renewed:
@@ -165,18 +158,18 @@ class BhxhClient:
                 continue
             if isinstance(data, dict) and "maKetQua" in data:
                 return data
-            raise GatewayUnavailableError(f"check answered HTTP {response.status_code} without maKetQua")
+            raise GatewayUnavailableError(f"check answered HTTP {response.status} without maKetQua")
         raise GatewayAuthError("the gateway refused a fresh token")
 
-    async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    async def _send(self, method: str, path: str, **kwargs: Any) -> Answer:
         """One request, retried on network errors and timeouts; errors without the URL's secrets."""
         for attempt in range(self._attempts):
             try:
                 return await self._http.request(method, path, **kwargs)
-            except httpx.TimeoutException:
+            except HttpTimeoutError:
                 why = "timed out"
-            except httpx.TransportError as exc:
-                why = type(exc).__name__  # the class only: its text may hold the URL
+            except HttpError as exc:
+                why = str(exc)  # the HTTP client's texts never hold the URL
             log.info("BHXH gateway %s (attempt %d of %d)", why, attempt + 1, self._attempts)
             if attempt + 1 < self._attempts:
                 await asyncio.sleep(random.uniform(0, min(2.0, 0.2 * 2**attempt)))
@@ -185,7 +178,7 @@ class BhxhClient:
         )
 
 
-def _json(response: httpx.Response) -> Any:
+def _json(response: Answer) -> Any:
     try:
         return response.json()
     except ValueError:

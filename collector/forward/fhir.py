@@ -36,7 +36,7 @@ never a value of the visit. The HIS's explanation is kept because IT needs it, b
 what we sent: before it goes into an exception, every value of the visit that is personal (name,
 IDs, card, birth date, address) is masked where it appears, as is any run of 9 or more digits and
 anything shaped like a BHYT card number; then it is cut to ``MAX_REASON`` characters. Request URLs
-carry identifiers, so httpx's own loggers stay at WARNING and its exception texts are never used.
+carry identifiers: the HTTP client's errors never hold them (collector/forward/http.py).
 """
 
 import json
@@ -47,8 +47,6 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
 
-import httpx
-
 from collector.forward.his import (
     SID_CITIZEN_ID,
     SID_INSURANCE_NUMBER,
@@ -58,11 +56,9 @@ from collector.forward.his import (
     Visit,
     mask,
 )
-from collector.forward.httppool import HttpPools
+from collector.forward.http import Answer, HttpClient, HttpError, HttpTimeoutError
 
 log = logging.getLogger("cccd.collector.fhir")
-for _name in ("httpx", "httpcore"):
-    logging.getLogger(_name).setLevel(logging.WARNING)  # they log URLs, which carry identifiers
 
 # VN Core NamingSystem "provider-code" (SID-Provider-Code, http://fhir.ehealth.gov.vn/core/
 # NamingSystem/provider-code): "mã cơ sở khám, chữa bệnh theo ban hành của Bộ Y tế", the 5-digit
@@ -76,7 +72,6 @@ V3_ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 SUBSCRIBER_RELATIONSHIP = "http://terminology.hl7.org/CodeSystem/subscriber-relationship"
 BHXH = "Bảo hiểm xã hội Việt Nam"
 FHIR_JSON = "application/fhir+json"
-PER_POOL = 8  # connections per httpx client (collector/forward/httppool.py): see BENCHMARKS.md
 MAX_REASON = 500  # characters of the HIS's explanation kept in a dead letter
 
 _GENDER = {"M": "male", "F": "female"}
@@ -202,8 +197,7 @@ class FhirConnector:
     """Registers visits in a FHIR R4 server at ``base_url`` (e.g. ``https://his.example.vn/fhir``).
 
     ``token``: a bearer token the HIS asks for; ``headers``: any others (an API key).
-    ``connections``: requests in flight at most (``[his] concurrency``), spread over small pools
-    (collector/forward/httppool.py). ``transport`` is the HTTP seam (tests use the fake HIS).
+    ``connections``: requests in flight at most (``[his] concurrency``).
     """
 
     name = "fhir"
@@ -215,7 +209,6 @@ class FhirConnector:
         timeout: float = 10.0,
         token: str | None = None,
         headers: Mapping[str, str] | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
         connections: int = 20,
         transaction: bool = False,
     ) -> None:
@@ -224,14 +217,7 @@ class FhirConnector:
         merged.update(headers or {})
         if token:
             merged["Authorization"] = f"Bearer {token}"
-        self._http = HttpPools(
-            base_url,
-            connections=connections,
-            timeout=timeout,
-            transport=transport,
-            headers=merged,
-            per_pool=PER_POOL,
-        )
+        self._http = HttpClient(base_url, connections=connections, timeout=timeout, headers=merged)
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -251,15 +237,14 @@ class FhirConnector:
         encounter_id = await self._put("Encounter", token(SID_VISIT, visit.key), encounter(visit, ref), visit)
         return f"Encounter/{encounter_id}"
 
-    async def _send(self, what: str, method: str, url: str, **kwargs: Any) -> httpx.Response:
+    async def _send(self, what: str, method: str, url: str, **kwargs: Any) -> Answer:
         """One request; no answer at all is ``HisUnavailableError`` naming ``what``."""
         try:
             return await self._http.request(method, url, **kwargs)
-        except httpx.TimeoutException:
+        except HttpTimeoutError:
             raise HisUnavailableError(f"{what}: the HIS did not answer in time") from None
-        except httpx.HTTPError as exc:  # the class only: the text may hold the URL
-            why = type(exc).__name__
-            raise HisUnavailableError(f"{what}: the HIS could not be reached ({why})") from None
+        except HttpError as exc:  # its text never holds the URL
+            raise HisUnavailableError(f"{what}: the HIS could not be reached ({exc})") from None
 
     async def _register_at_once(self, visit: Visit, criteria: str) -> str:
         """The same three conditional updates in one transaction Bundle: one round trip, and the
@@ -289,9 +274,9 @@ class FhirConnector:
         found = _transaction_encounter(response)
         if found is None:
             raise HisRejectedError(
-                f"transaction: the HIS answered HTTP {response.status_code} without the Encounter's id"
+                f"transaction: the HIS answered HTTP {response.status} without the Encounter's id"
             )
-        log.debug("Encounter %s: HTTP %d (transaction)", found, response.status_code)
+        log.debug("Encounter %s: HTTP %d (transaction)", found, response.status)
         return f"Encounter/{found}"
 
     async def _put(self, kind: str, criteria: str, resource: dict[str, Any], visit: Visit) -> str:
@@ -301,8 +286,8 @@ class FhirConnector:
         _check(kind, response, visit)
         found = _resource_id(kind, response)
         if found is None:
-            raise HisRejectedError(f"{kind}: the HIS answered HTTP {response.status_code} without the id")
-        log.debug("%s %s: HTTP %d", kind, found, response.status_code)
+            raise HisRejectedError(f"{kind}: the HIS answered HTTP {response.status} without the id")
+        log.debug("%s %s: HTTP %d", kind, found, response.status)
         return found
 
 
@@ -310,9 +295,9 @@ class FhirConnector:
 _NOT_THE_VISIT = frozenset({401, 403, 404, 405, 406, 408, 409, 415, 429})
 
 
-def _check(kind: str, response: httpx.Response, visit: Visit) -> None:
+def _check(kind: str, response: Answer, visit: Visit) -> None:
     """Raise the HisError an unsuccessful answer means."""
-    status = response.status_code
+    status = response.status
     if 200 <= status < 300:
         return
     reason = _reason(response, visit)
@@ -325,7 +310,7 @@ def _check(kind: str, response: httpx.Response, visit: Visit) -> None:
     raise HisUnavailableError(what)
 
 
-def _reason(response: httpx.Response, visit: Visit) -> str:
+def _reason(response: Answer, visit: Visit) -> str:
     """The HIS's explanation: its OperationOutcome's issues, personal values masked, cut short."""
     try:
         body = response.json()
@@ -351,7 +336,7 @@ def _cut(text: str) -> str:
     return text if len(text) <= MAX_REASON else text[: MAX_REASON - 1] + "…"
 
 
-def _transaction_encounter(response: httpx.Response) -> str | None:
+def _transaction_encounter(response: Answer) -> str | None:
     """The Encounter's id in a transaction-response Bundle (its last entry's location)."""
     try:
         body = response.json()
@@ -372,7 +357,7 @@ _LOCATION = {
 }
 
 
-def _resource_id(kind: str, response: httpx.Response) -> str | None:
+def _resource_id(kind: str, response: Answer) -> str | None:
     """The id of the resource an answer is about: its body, else Location / Content-Location."""
     try:
         body = response.json()
