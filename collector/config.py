@@ -118,7 +118,9 @@ class HisSettings:
     port: int = 2575
     token: str = ""
     timeout: float = 10.0
-    concurrency: int = 20  # registrations in flight
+    # registrations in flight at most: 200 visits/s against a HIS answering in 20-200 ms, three
+    # updates each (docs/BENCHMARKS.md); HL7 v2 keeps to its own connection however many wait
+    concurrency: int = 64
     # fhir: the three updates in one transaction Bundle (one round trip, all or nothing), for a
     # HIS that takes transactions; off: three conditional updates, which every FHIR server takes
     transaction: bool = False

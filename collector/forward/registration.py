@@ -111,6 +111,7 @@ class RegistrationRunner:
         max_age: float = MAX_AGE,
         breaker: CircuitBreaker | None = None,
         on_dead: Callable[[str], None] | None = None,
+        on_done: Callable[[], None] | None = None,
     ) -> None:
         self.db = db
         self.keystore = keystore
@@ -118,6 +119,7 @@ class RegistrationRunner:
         self.max_age = max_age
         self.breaker = breaker or CircuitBreaker(connector.name)
         self.on_dead = on_dead
+        self.on_done = on_done  # a registration ended: a slot is free (the forwarders' loop)
         self._slots = asyncio.Semaphore(concurrency)
         self._concurrency = concurrency
         self._inflight: set[tuple[str, str, int]] = set()
@@ -154,6 +156,8 @@ class RegistrationRunner:
             jobs.retry(self.db, job, type(exc).__name__, time.time(), self.max_age)
         finally:
             self._inflight.discard(key)
+            if self.on_done is not None:
+                self.on_done()
 
     async def _one(self, job: jobs.Job) -> None:
         visit = self._visit(job)

@@ -64,6 +64,7 @@ class InsuranceRunner:
         on_alert: Callable[[str], None] | None = None,
         register: bool = False,
         breaker: CircuitBreaker | None = None,
+        on_done: Callable[[], None] | None = None,
     ) -> None:
         self.db = db
         self.keystore = keystore
@@ -75,6 +76,7 @@ class InsuranceRunner:
         self.on_alert = on_alert
         self.register = register  # queue each checked read's registration in the HIS
         self.breaker = breaker or CircuitBreaker("bhxh")
+        self.on_done = on_done  # a check ended: its registration may be due (the forwarders' loop)
         self._slots = asyncio.Semaphore(concurrency)
         self._inflight: set[tuple[str, str, int]] = set()
         self.alerts: Counter[str] = Counter()  # codes that need IT (054/055/205): metrics, dashboard
@@ -135,6 +137,8 @@ class InsuranceRunner:
                 )
         finally:
             self._inflight.discard(key)
+            if self.on_done is not None:
+                self.on_done()
 
     def _follow(
         self, job: jobs.Job, status: str = insurance.ERROR, coverage: dict[str, str] | None = None

@@ -38,7 +38,8 @@ from collector.registry import Registry
 
 log = logging.getLogger("cccd.collector.forward")
 
-IDLE = 0.05  # seconds between looks at the job queue when it is empty
+IDLE = 0.05  # seconds between looks at the job queue, unless an attempt ended before
+GATHER = 0.005  # after an attempt ended, this long for others to end too: one look for them all
 PUBLISH_TIMEOUT = 10.0
 
 
@@ -247,6 +248,15 @@ def _forwarders_main(
         events.close()
 
 
+async def _next_round(ended: asyncio.Event) -> None:
+    """Wait for the forwarders' next look at the jobs: ``IDLE`` seconds, or less when an attempt
+    ends first (its slot is free at once, not up to ``IDLE`` later; ``bench nodered``)."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(ended.wait(), IDLE)
+        await asyncio.sleep(GATHER)
+    ended.clear()
+
+
 class Forwarders:
     """The insurance checks (when [bhxh] is set) and the HIS registrations (when [his] is set),
     until ``stopping`` is set."""
@@ -283,6 +293,7 @@ class Forwarders:
         keystore = Keystore(load_kek(cfg.store.kek_file))
         closers: list[Callable[[], Awaitable[None]]] = []
         runners: list[InsuranceRunner | RegistrationRunner] = []
+        ended = asyncio.Event()  # an attempt ended: a slot is free, or a registration is due
         publisher = None
         try:
             if b is not None:
@@ -305,6 +316,7 @@ class Forwarders:
                         on_alert=self.metrics.alert if self.metrics is not None else None,
                         register=h is not None,
                         breaker=self._breaker("bhxh", b.breaker_failures, b.breaker_cooldown),
+                        on_done=ended.set,
                     )
                 )
             if h is not None:
@@ -318,6 +330,7 @@ class Forwarders:
                         concurrency=h.concurrency,
                         max_age=h.dead_after_hours * 3600,
                         breaker=self._breaker(connector.name, h.breaker_failures, h.breaker_cooldown),
+                        on_done=ended.set,
                     )
                 )
             if self.on_ready is not None:
@@ -330,7 +343,7 @@ class Forwarders:
                     except Exception as exc:  # the store is away: try again soon
                         log.warning("forwarding paused: %s", exc)
                         await asyncio.sleep(1.0)
-                await asyncio.sleep(IDLE)
+                await _next_round(ended)
         finally:
             for close in closers:
                 await close()

@@ -9,6 +9,7 @@ from collector.forward.answer import RESERVE, Answers
 from collector.forward.bhxh import BhxhClient, Officer
 from collector.forward.breaker import OPEN, CircuitBreaker
 from collector.forward.runner import InsuranceRunner
+from collector.forward.service import _next_round
 from collector.metrics import Metrics
 from sim.bhxh import BhxhGateway
 
@@ -189,3 +190,15 @@ def test_an_open_circuit_answers_pending_at_once_without_asking_the_gateway(
     ]
     assert sorted(j.attempts for j in jobs.due(counter.db, jobs.INSURANCE, 10**10)) == [0, 0, 1]
     assert gateway.count("check") == 0  # nothing reached the gateway while the circuit was open
+
+
+def test_the_forwarders_look_again_as_soon_as_an_attempt_ends(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr("collector.forward.service.IDLE", 3600.0)  # never, unless woken
+
+    async def go() -> bool:
+        ended = asyncio.Event()
+        asyncio.get_running_loop().call_later(0.01, ended.set)  # an attempt ends meanwhile
+        await asyncio.wait_for(_next_round(ended), 30)
+        return ended.is_set()
+
+    assert asyncio.run(go()) is False  # woken, and ready for the next end

@@ -129,6 +129,41 @@ def test_without_a_bhxh_check_the_read_goes_straight_to_the_his(tmp_path: Path, 
     assert visit.coverage is None and visit.insurance == "" and visit.name == people[0].name
 
 
+def test_every_ended_attempt_tells_the_forwarders_loop(tmp_path: Path, gateway: BhxhGateway, people) -> None:
+    """A check or a registration that ends calls ``on_done`` (the loop then looks for work at once,
+    not after its idle sleep): registered, failed, refused alike."""
+    counter = Counter(tmp_path)
+    for person in people[:3]:
+        counter.scan(person)
+    ended: list[str] = []
+
+    async def checks() -> None:
+        client = BhxhClient(gateway.url, "bv", "pw", timeout=3.0, attempts=1)
+        try:
+            runner = InsuranceRunner(
+                counter.db,
+                counter.keystore,
+                client,
+                OFFICER,
+                counter.answers,
+                register=True,
+                on_done=lambda: ended.append("check"),
+            )
+            await runner.run_once()
+        finally:
+            await client.aclose()
+
+    asyncio.run(checks())
+    assert ended == ["check"] * 3
+    his = Recording()
+    runner = RegistrationRunner(counter.db, counter.keystore, his, on_done=lambda: ended.append("his"))
+    his.fail = HisUnavailableError("connection refused")
+    assert register(counter, runner) == 3
+    his.fail = HisRejectedError("no")
+    assert register(counter, runner, now=10**10) == 3
+    assert ended == ["check"] * 3 + ["his"] * 6
+
+
 def test_an_unavailable_his_opens_the_circuit_and_the_visits_wait(tmp_path: Path, people) -> None:
     counter = Counter(tmp_path, first_job=jobs.HIS)
     for person in people[:6]:
