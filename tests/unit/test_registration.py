@@ -5,6 +5,7 @@ the connectors themselves are tested over real HTTP and MLLP against the fakes o
 import asyncio
 import datetime
 from pathlib import Path
+from typing import Any
 
 from collector.forward import fhir, hl7v2, jobs
 from collector.forward.bhxh import BhxhClient
@@ -39,12 +40,19 @@ class Recording:
         pass
 
 
-def check(counter: Counter, gw: BhxhGateway, max_age: float = 3600.0) -> None:
+def check(counter: Counter, gw: BhxhGateway, max_age: float = 3600.0, **runner_kw: Any) -> None:
     async def go() -> None:
         client = BhxhClient(gw.url, "bv", "pw", timeout=3.0, attempts=1)
         try:
             runner = InsuranceRunner(
-                counter.db, counter.keystore, client, OFFICER, counter.answers, register=True, max_age=max_age
+                counter.db,
+                counter.keystore,
+                client,
+                OFFICER,
+                counter.answers,
+                register=True,
+                max_age=max_age,
+                **runner_kw,
             )
             await runner.run_once()
         finally:
@@ -136,24 +144,7 @@ def test_every_ended_attempt_tells_the_forwarders_loop(tmp_path: Path, gateway: 
     for person in people[:3]:
         counter.scan(person)
     ended: list[str] = []
-
-    async def checks() -> None:
-        client = BhxhClient(gateway.url, "bv", "pw", timeout=3.0, attempts=1)
-        try:
-            runner = InsuranceRunner(
-                counter.db,
-                counter.keystore,
-                client,
-                OFFICER,
-                counter.answers,
-                register=True,
-                on_done=lambda: ended.append("check"),
-            )
-            await runner.run_once()
-        finally:
-            await client.aclose()
-
-    asyncio.run(checks())
+    check(counter, gateway, on_done=lambda: ended.append("check"))
     assert ended == ["check"] * 3
     his = Recording()
     runner = RegistrationRunner(counter.db, counter.keystore, his, on_done=lambda: ended.append("his"))
