@@ -39,7 +39,7 @@ batch_size = 200                            # messages per transaction at most
     host = "10.0.0.5"                           # hl7v2: the HIS's MLLP listener
     port = 2575
     token_file = "his.token"                    # fhir: a bearer token, when the HIS asks for one
-    transaction = false                         # fhir: one transaction Bundle a visit (if the HIS takes it)
+    transaction = "auto"                        # fhir: one transaction Bundle a visit if the HIS declares it
     timeout = 10                                # seconds for one request
     dead_after_hours = 24                       # a visit not registered after this is a dead letter
     breaker_failures = 5                        # failures in a row that open the circuit
@@ -119,11 +119,13 @@ class HisSettings:
     token: str = ""
     timeout: float = 10.0
     # registrations in flight at most: 200 visits/s against a HIS answering in 20-200 ms, three
-    # updates each (docs/BENCHMARKS.md); HL7 v2 keeps to its own connection however many wait
-    concurrency: int = 64
+    # updates each (docs/BENCHMARKS.md). Reached only while a backlog drains (5 visits/s at 0.4 s
+    # is 2 in flight); HL7 v2 keeps to its own connection however many wait
+    concurrency: int = 100
     # fhir: the three updates in one transaction Bundle (one round trip, all or nothing), for a
-    # HIS that takes transactions; off: three conditional updates, which every FHIR server takes
-    transaction: bool = False
+    # HIS that takes transactions; false: three conditional updates, which every FHIR server
+    # takes; "auto": as the HIS's CapabilityStatement declares (collector/forward/fhir.py)
+    transaction: bool | str = "auto"
     dead_after_hours: float = 24.0
     breaker_failures: int = 5
     breaker_cooldown: float = 30.0
@@ -230,6 +232,8 @@ def _his(section: dict[str, Any] | None, base: Path) -> HisSettings | None:
         raise ConfigError(f"his.protocol is {his.protocol!r}: use one of {', '.join(HIS_PROTOCOLS)}")
     if his.protocol == "fhir" and not his.url.startswith(("http://", "https://")):
         raise ConfigError("his.url must be the FHIR server's http(s) base URL")
+    if his.transaction not in (True, False, "auto"):
+        raise ConfigError(f'his.transaction is {his.transaction!r}: use true, false or "auto"')
     if his.protocol == "hl7v2" and not his.host:
         raise ConfigError("his.host must name the HIS's MLLP listener (with his.port)")
     return his

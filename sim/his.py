@@ -136,7 +136,7 @@ class _MethodError(_FhirError):
     """A method the path does not take: 405 with Allow."""
 
     def __init__(self, allow: str) -> None:
-        super().__init__(405, "not-supported", f"Method not allowed here: {allow}")
+        super().__init__(405, "not-supported", f"Method not allowed here: {allow or 'none is'}")
         self.allow = allow
 
 
@@ -441,8 +441,10 @@ class FhirHis(httpd.Service):
 
     ``db``: an SQLite file (kept across runs) or ``":memory:"`` (the default). ``token``: when
     given, every request but ``metadata`` must carry ``Authorization: Bearer <token>`` (else 401).
-    ``minimal``: writes answer without a body unless ``Prefer: return=representation``. Every
-    setter works while it runs. ``clock`` gives Unix time (meta.lastUpdated).
+    ``minimal``: writes answer without a body unless ``Prefer: return=representation``.
+    ``transactions=False``: a server without the transaction interaction (its CapabilityStatement
+    does not declare it; ``POST [base]`` answers 405), as many HIS are. Every setter works while
+    it runs. ``clock`` gives Unix time (meta.lastUpdated).
     """
 
     def __init__(
@@ -458,8 +460,10 @@ class FhirHis(httpd.Service):
         token: str | None = None,
         seed: int | None = None,
         clock: Callable[[], float] = time.time,
+        transactions: bool = True,
     ) -> None:
         self._models = _models()
+        self._transactions = transactions
         super().__init__(host, port, lambda address: _Server(address, self), "fake-his", latency, seed)
         self._minimal = minimal
         self._token = token
@@ -638,6 +642,8 @@ class FhirHis(httpd.Service):
                 raise _MethodError("GET")
             return _Answer(200, self.capability())
         if not parts and method == "POST":
+            if not self._transactions:
+                raise _MethodError("")  # nothing is allowed at the base: no transaction, no batch
             return self._transaction(headers, body)
         if not parts or parts[0] not in TYPES:
             raise _FhirError(
@@ -932,7 +938,7 @@ class FhirHis(httpd.Service):
                         }
                         for kind in TYPES
                     ],
-                    "interaction": [{"code": "transaction"}],
+                    "interaction": [{"code": "transaction"}] if self._transactions else [],
                 }
             ],
         }

@@ -879,7 +879,13 @@ def _sim_his(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         raise CommandError(what, "--port must be from 0 to 65535", code=EXIT_USAGE)
     try:
-        server = his.FhirHis(db=args.db, host=args.host, port=args.port, latency=args.latency)
+        server = his.FhirHis(
+            db=args.db,
+            host=args.host,
+            port=args.port,
+            latency=args.latency,
+            transactions=not args.no_transactions,
+        )
     except ModuleNotFoundError as exc:
         if not (exc.name or "").startswith(("fhir", "pydantic")):
             raise
@@ -1027,6 +1033,11 @@ def _add_sim(sub: Any) -> None:
         type=int,
         metavar="PORT",
         help="also take HL7 v2.5 ADT^A04 over MLLP on this TCP port (0: a free one, printed)",
+    )
+    p.add_argument(
+        "--no-transactions",
+        action="store_true",
+        help="a HIS without FHIR transactions: not declared in its metadata, POST [base] refused",
     )
     p.set_defaults(handler=_sim_his)
 
@@ -1278,8 +1289,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-kill", action="store_true", help="do not SIGKILL the consumers")
     p.add_argument(
         "--his-transaction",
-        action="store_true",
-        help="cccd-edge registers each visit in one FHIR transaction Bundle ([his] transaction = true)",
+        choices=("auto", "on", "off"),
+        nargs="?",
+        const="on",
+        default="auto",
+        help="cccd-edge's [his] transaction: auto (the default: as the HIS declares; the fake HIS "
+        "declares transactions), on (one transaction Bundle a visit; the option alone), off (three "
+        "conditional updates)",
     )
     p.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     p.set_defaults(handler=_bench_nodered)

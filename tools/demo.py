@@ -119,13 +119,15 @@ class Facility:
         except SimStartError as exc:
             raise DemoError(str(exc)) from None
 
-    def configure(self, gateway_url: str, his_url: str, his_transaction: bool = False) -> None:
+    def configure(self, gateway_url: str, his_url: str, his_transaction: str = "auto") -> None:
+        """[bhxh] and [his] for the fakes; ``his_transaction``: "auto", "on" or "off"."""
+        transaction = {"auto": '"auto"', "on": "true", "off": "false"}[his_transaction]
         with (self.home.path / "collector.toml").open("a", encoding="utf-8") as f:
             f.write(
                 f'\n[bhxh]\nurl = "{gateway_url}"\nusername = "bv"\npassword = "demo"\n'
                 f'officer_name = "{OFFICER[0]}"\nofficer_cccd = "{OFFICER[1]}"\n'
                 f'\n[his]\nprotocol = "fhir"\nurl = "{his_url}"\n'
-                f"transaction = {'true' if his_transaction else 'false'}\n"
+                f"transaction = {transaction}\n"
             )
 
     def stored(self) -> list[tuple[str, str, int]]:

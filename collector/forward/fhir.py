@@ -42,6 +42,7 @@ carry identifiers: the HTTP client's errors never hold them (collector/forward/h
 import json
 import logging
 import re
+import time
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -73,6 +74,9 @@ SUBSCRIBER_RELATIONSHIP = "http://terminology.hl7.org/CodeSystem/subscriber-rela
 BHXH = "Bảo hiểm xã hội Việt Nam"
 FHIR_JSON = "application/fhir+json"
 MAX_REASON = 500  # characters of the HIS's explanation kept in a dead letter
+MAX_METADATA = 16 << 20  # bytes of a CapabilityStatement (HAPI's lists every resource: ~1 MB)
+LOOK_AGAIN = 3600.0  # seconds before the CapabilityStatement is read again (a HIS upgraded)
+LOOK_AGAIN_FAILED = 60.0  # ... when it could not be read
 
 _GENDER = {"M": "male", "F": "female"}
 _VALID = ("ok", "warn")  # Result statuses of a check that found the card valid
@@ -190,6 +194,35 @@ def patient_criteria(visit: Visit) -> str:
     return ",".join(token(system, value) for system, value, _ in _identifiers(visit))
 
 
+def takes_transactions(statement: Any) -> bool | None:
+    """Whether a CapabilityStatement declares what one transaction Bundle a visit needs: the
+    ``transaction`` interaction and conditional update of Patient, Coverage and Encounter, in a
+    ``server`` rest entry. None when ``statement`` is not a CapabilityStatement at all."""
+    if not isinstance(statement, dict) or statement.get("resourceType") != "CapabilityStatement":
+        return None
+    rests = statement.get("rest")
+    for rest in rests if isinstance(rests, list) else ():
+        if not isinstance(rest, dict) or rest.get("mode") != "server":
+            continue
+        if "transaction" not in _codes(rest.get("interaction")):
+            continue
+        resources = rest.get("resource")
+        updatable = {
+            r.get("type")
+            for r in (resources if isinstance(resources, list) else ())
+            if isinstance(r, dict) and r.get("conditionalUpdate") is True
+        }
+        if {"Patient", "Coverage", "Encounter"} <= updatable:
+            return True
+    return False
+
+
+def _codes(interactions: Any) -> set[Any]:
+    if not isinstance(interactions, list):
+        return set()
+    return {i.get("code") for i in interactions if isinstance(i, dict)}
+
+
 # --- the connector ------------------------------------------------------------------------------
 
 
@@ -198,6 +231,11 @@ class FhirConnector:
 
     ``token``: a bearer token the HIS asks for; ``headers``: any others (an API key).
     ``connections``: requests in flight at most (``[his] concurrency``).
+    ``transaction``: True, one transaction Bundle a visit; False, three conditional updates; None
+    (``[his] transaction = "auto"``), as the HIS's CapabilityStatement (``GET [base]/metadata``)
+    declares (``takes_transactions``), read on the first registration and every ``LOOK_AGAIN``
+    seconds after; while it cannot be read, three updates (every FHIR server takes them, and both
+    ways leave the same resources).
     """
 
     name = "fhir"
@@ -210,9 +248,11 @@ class FhirConnector:
         token: str | None = None,
         headers: Mapping[str, str] | None = None,
         connections: int = 20,
-        transaction: bool = False,
+        transaction: bool | None = False,
     ) -> None:
         self.transaction = transaction
+        self.declared: bool | None = None  # what the CapabilityStatement said, when it was read
+        self._look_at = 0.0  # time.monotonic() of the next read of it
         merged = {"Accept": FHIR_JSON, "Content-Type": f"{FHIR_JSON}; charset=utf-8"}
         merged.update(headers or {})
         if token:
@@ -227,7 +267,7 @@ class FhirConnector:
         criteria = patient_criteria(visit)
         if not criteria:
             raise HisRejectedError("the visit carries no CCCD, CMND or BHYT card to find the patient by")
-        if self.transaction:
+        if await self.uses_transaction():
             return await self._register_at_once(visit, criteria)
         patient_id = await self._put("Patient", criteria, patient(visit), visit)
         ref = f"Patient/{patient_id}"
@@ -236,6 +276,38 @@ class FhirConnector:
             await self._put("Coverage", token(SID_INSURANCE_NUMBER, cover["subscriberId"]), cover, visit)
         encounter_id = await self._put("Encounter", token(SID_VISIT, visit.key), encounter(visit, ref), visit)
         return f"Encounter/{encounter_id}"
+
+    async def uses_transaction(self) -> bool:
+        """Whether this visit goes in one transaction Bundle."""
+        if self.transaction is not None:
+            return self.transaction
+        if time.monotonic() >= self._look_at:
+            await self._look()
+        return bool(self.declared)
+
+    async def _look(self) -> None:
+        """Read the CapabilityStatement; the visits meanwhile go as before (one look at a time)."""
+        self._look_at = time.monotonic() + LOOK_AGAIN_FAILED
+        try:
+            answer = await self._http.request("GET", "metadata", max_body=MAX_METADATA)
+            declared = takes_transactions(answer.json()) if answer.status == 200 else None
+        except (HttpError, ValueError) as exc:
+            why = str(exc) if isinstance(exc, HttpError) else "not JSON"
+            log.warning("the HIS's CapabilityStatement could not be read (%s): three updates a visit", why)
+            return
+        if declared is None:
+            log.warning(
+                "GET metadata answered HTTP %d without a CapabilityStatement: three updates a visit",
+                answer.status,
+            )
+            return
+        self._look_at = time.monotonic() + LOOK_AGAIN
+        if declared != self.declared:
+            how = "one transaction Bundle" if declared else "three conditional updates"
+            log.info(
+                "the HIS %s transactions: %s a visit", "declares" if declared else "does not declare", how
+            )
+        self.declared = declared
 
     async def _send(self, what: str, method: str, url: str, **kwargs: Any) -> Answer:
         """One request; no answer at all is ``HisUnavailableError`` naming ``what``."""

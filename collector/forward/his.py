@@ -126,5 +126,5 @@ def connect(settings: "HisSettings") -> HisConnector:
         timeout=settings.timeout,
         token=settings.token or None,
         connections=settings.concurrency,
-        transaction=settings.transaction,
+        transaction=None if settings.transaction == "auto" else bool(settings.transaction),
     )

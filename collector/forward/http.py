@@ -100,8 +100,10 @@ class HttpClient:
         params: Mapping[str, str] | None = None,
         json: Any = None,
         content: bytes | None = None,
+        max_body: int | None = None,
     ) -> Answer:
-        """One request and its whole answer; ``HttpError`` when there is none."""
+        """One request and its whole answer; ``HttpError`` when there is none. ``max_body``:
+        this answer's bound, when not the client's."""
         headers = {}
         if json is not None:
             content = _dumps(json)
@@ -109,29 +111,30 @@ class HttpClient:
         target = yarl.URL(self.url(path, params), encoded=True)
         try:
             async with self._opened().request(method, target, data=content, headers=headers) as response:
-                body = await self._body(response)
+                body = await _body(response, self.max_body if max_body is None else max_body)
                 return Answer(response.status, response.headers, body)
         except TimeoutError:
             raise HttpTimeoutError("timed out") from None
         except aiohttp.ClientError as exc:  # the class only: aiohttp's text may hold the URL
             raise HttpError(type(exc).__name__) from None
 
-    async def _body(self, response: aiohttp.ClientResponse) -> bytes:
-        declared = response.content_length
-        if declared is not None and declared > self.max_body:
-            raise AnswerTooLargeError(f"an answer of {declared} bytes (at most {self.max_body})")
-        body = bytearray()
-        async for chunk in response.content.iter_chunked(1 << 16):
-            body += chunk
-            if len(body) > self.max_body:
-                raise AnswerTooLargeError(f"an answer longer than {self.max_body} bytes")
-        return bytes(body)
-
     async def aclose(self) -> None:
         session, self._session = self._session, None
         if session is not None and not session.closed:
             await session.close()
             await asyncio.sleep(0)  # let the transports' close callbacks run before the loop ends
+
+
+async def _body(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    declared = response.content_length
+    if declared is not None and declared > limit:
+        raise AnswerTooLargeError(f"an answer of {declared} bytes (at most {limit})")
+    body = bytearray()
+    async for chunk in response.content.iter_chunked(1 << 16):
+        body += chunk
+        if len(body) > limit:
+            raise AnswerTooLargeError(f"an answer longer than {limit} bytes")
+    return bytes(body)
 
 
 def _dumps(value: Any) -> bytes:

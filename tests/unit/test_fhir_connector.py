@@ -13,7 +13,7 @@ from fhir.resources.R4B.coverage import Coverage as FhirCoverage
 from fhir.resources.R4B.encounter import Encounter as FhirEncounter
 from fhir.resources.R4B.patient import Patient as FhirPatient
 
-from collector.config import from_dict
+from collector.config import ConfigError, from_dict
 from collector.forward import fhir
 from collector.forward.fhir import FhirConnector
 from collector.forward.his import (
@@ -366,9 +366,109 @@ def test_the_fake_his_refuses_a_transaction_it_does_not_take(his: FhirHis, bundl
 
 def test_the_his_settings_choose_the_transaction() -> None:
     base = {"collector": {"facilities": ["38001"]}}
-    for given, expected in (({}, False), ({"transaction": True}, True)):
+    for given, expected in (
+        ({}, None),
+        ({"transaction": "auto"}, None),
+        ({"transaction": True}, True),
+        ({"transaction": False}, False),
+    ):
         cfg = from_dict({**base, "his": {"protocol": "fhir", "url": "http://his.example/fhir", **given}})
         assert cfg.his is not None
         connector = connect(cfg.his)
         assert isinstance(connector, FhirConnector) and connector.transaction is expected
         asyncio.run(connector.aclose())
+    for wrong in ("yes", "Auto", 2):
+        with pytest.raises(ConfigError, match=r'his.transaction is .*: use true, false or "auto"'):
+            from_dict(
+                {**base, "his": {"protocol": "fhir", "url": "http://his.example/fhir", "transaction": wrong}}
+            )
+
+
+# --- transaction = "auto": as the CapabilityStatement declares -----------------------------------
+
+
+def test_auto_takes_transactions_when_the_his_declares_them(his: FhirHis) -> None:
+    register(his, *VISITS[:10], transaction=None)
+    assert his.requests("GET", "metadata") == 1  # read once for all the visits
+    assert his.requests("POST") == 10 and his.requests("PUT") == 0
+    assert holdings(his)[2] == 10
+
+
+def test_auto_keeps_to_three_updates_when_the_his_does_not_declare_them() -> None:
+    with FhirHis(transactions=False) as his:
+        refs = register(his, INSURED, UNINSURED, transaction=None)
+        assert his.requests("GET", "metadata") == 1
+        assert his.requests("POST") == 0 and his.requests("PUT") == 5  # 3 + 2 (no card, no Coverage)
+        assert len(refs) == 2 and holdings(his) == (2, 1, 2)
+        forced = failure(his, INSURED, transaction=True)  # forced on: every visit would fail alike
+        assert isinstance(forced, HisUnavailableError) and "HTTP 405" in str(forced)
+
+
+def test_auto_looks_again_when_the_statement_could_not_be_read(
+    his: FhirHis, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def work(connector: FhirConnector) -> None:
+        his.set_outage("503")
+        with pytest.raises(HisUnavailableError):
+            await connector.register(INSURED)  # the look failed, then the updates
+        his.set_outage(None)
+        await connector.register(INSURED)  # within LOOK_AGAIN_FAILED: three updates, no look
+        assert his.requests("PUT") == 1 + 3 and his.requests("POST") == 0  # one answered 503, then 3
+        monkeypatch.setattr(fhir, "LOOK_AGAIN_FAILED", 0.0)
+        monkeypatch.setattr(connector, "_look_at", 0.0)
+        await connector.register(UNINSURED)  # looked again: declared, one transaction
+        assert his.requests("POST") == 1 and connector.declared is True
+
+    caplog.set_level(logging.INFO, "cccd.collector.fhir")
+    run(his, work, transaction=None)
+    assert "could not be read (" in caplog.text or "without a CapabilityStatement" in caplog.text
+    assert "declares transactions: one transaction Bundle a visit" in caplog.text
+    assert holdings(his) == (2, 1, 2)
+
+
+@pytest.mark.parametrize(
+    "statement, expected",
+    [
+        (None, None),
+        ([], None),
+        ({"resourceType": "Patient"}, None),
+        ({"resourceType": "CapabilityStatement"}, False),
+        ({"resourceType": "CapabilityStatement", "rest": "server"}, False),
+        ({"resourceType": "CapabilityStatement", "rest": [None, 1, "x"]}, False),
+        (
+            {
+                "resourceType": "CapabilityStatement",
+                "rest": [{"mode": "server", "interaction": "transaction"}],
+            },
+            False,
+        ),
+    ],
+)
+def test_a_hostile_or_empty_statement_declares_nothing(statement: Any, expected: bool | None) -> None:
+    assert fhir.takes_transactions(statement) is expected
+
+
+def _statement(
+    mode: str = "server",
+    codes: tuple[str, ...] = ("transaction",),
+    types: tuple[str, ...] = ("Patient", "Coverage", "Encounter"),
+    conditional: Any = True,
+) -> dict[str, Any]:
+    return {
+        "resourceType": "CapabilityStatement",
+        "rest": [
+            {
+                "mode": mode,
+                "interaction": [{"code": c} for c in codes],
+                "resource": [{"type": t, "conditionalUpdate": conditional} for t in types],
+            }
+        ],
+    }
+
+
+def test_a_statement_declares_transactions_only_with_all_that_they_need() -> None:
+    assert fhir.takes_transactions(_statement()) is True
+    assert fhir.takes_transactions(_statement(mode="client")) is False
+    assert fhir.takes_transactions(_statement(codes=("batch", "history-system"))) is False
+    assert fhir.takes_transactions(_statement(types=("Patient", "Encounter"))) is False
+    assert fhir.takes_transactions(_statement(conditional="true")) is False  # a string is not true
