@@ -17,6 +17,7 @@ for its display, the card's validity when known, and what the collector must do 
 """
 
 import datetime
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,11 +123,17 @@ def coverage_of(answer: dict[str, Any], v: Verdict) -> dict[str, str] | None:
     return {k: v.strip() for k, v in found.items() if isinstance(v, str) and v.strip()}
 
 
+_DMY = re.compile(r"([0-9]{1,2})/([0-9]{1,2})/([0-9]{4})")  # ASCII digits only
+
+
 def _iso(text: object) -> str | None:
-    """dd/MM/yyyy -> YYYY-MM-DD; None for anything else."""
-    if not isinstance(text, str):
+    """dd/MM/yyyy (or d/M/yyyy) -> YYYY-MM-DD; None for anything else. (Not strptime: it was 4 % of
+    the forwarders' CPU at 400 reads/s.)"""
+    found = _DMY.fullmatch(text.strip()) if isinstance(text, str) else None
+    if found is None:
         return None
+    day, month, year = (int(g) for g in found.groups())
     try:
-        return datetime.datetime.strptime(text.strip(), "%d/%m/%Y").date().isoformat()
-    except ValueError:
+        return datetime.date(year, month, day).isoformat()
+    except ValueError:  # 31/02, 00/13, year 0
         return None

@@ -336,8 +336,15 @@ class Forwarders:
             if self.on_ready is not None:
                 self.on_ready()
             parent = os.getppid()
+            looked = dict.fromkeys(runners, 0.0)
             while not self.stopping.is_set() and os.getppid() == parent:  # orphaned: the worker died
                 for runner in runners:
+                    # a registration slot is filled as soon as it is free; the checks, whose slots
+                    # hardly ever run out, look for new reads every IDLE (a look is a write to the store)
+                    now = time.monotonic()
+                    if isinstance(runner, InsuranceRunner) and now - looked[runner] < IDLE:
+                        continue
+                    looked[runner] = now
                     try:
                         runner.dispatch()
                     except Exception as exc:  # the store is away: try again soon

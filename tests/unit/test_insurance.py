@@ -93,6 +93,24 @@ def test_mismatch_falls_back_to_the_bhyt_card_and_photo_id() -> None:
 def test_missing_or_odd_dates_and_unknown_codes() -> None:
     assert ins.verdict({"maKetQua": "000"}).text == "Thẻ BHYT hợp lệ\nCòn giá trị"
     assert ins.verdict({"maKetQua": "000", "gtTheDen": "2026-12-31"}).valid_to is None
+    dates = {
+        " 31/12/2026 ": "2026-12-31",
+        "1/2/2026": "2026-02-01",
+        "29/02/2028": "2028-02-29",
+        "29/02/2026": None,  # not a leap year
+        "00/12/2026": None,
+        "31/13/2026": None,
+        "31/12/0000": None,
+        "31/12/20266": None,
+        "31/12/26": None,
+        "٣١/١٢/٢٠٢٦": None,  # digits, but not ASCII ones
+        "31/12/2026\n31/12/2027": None,
+        "9" * 10_000: None,
+        None: None,
+        20261231: None,
+    }
+    for given, expected in dates.items():
+        assert ins.verdict({"maKetQua": "000", "gtTheDen": given}).valid_to == expected, given
     for odd in ({"maKetQua": "999"}, {}, {"maKetQua": None}, {"maKetQua": "<script>"}):
         v = ins.verdict(odd)
         assert (v.status, v.next) == ("pending", "retry")
