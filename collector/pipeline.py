@@ -148,6 +148,8 @@ def _worker_main(cfg: CollectorConfig, conn: multiprocessing.connection.Connecti
                 batch = [Message(topic, payload, received) for topic, payload, received in request[1]]
                 parts.ingest.handle_batch(batch)
                 conn.send(("done", len(batch)))
+                if forwarders is not None:
+                    forwarders.new_work()  # their checks start now, not at their next look
             elif request[0] == "tick":
                 _, now, connected_for = request
                 if connected_for is None or not keeping:

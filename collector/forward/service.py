@@ -127,6 +127,51 @@ def _retrieved(future: "asyncio.Future[aiomqtt.Client]") -> None:
         future.exception()
 
 
+class NewWork:
+    """The ingest worker's word to the forwarders that it stored reads: a byte down a pipe, so
+    that their checks start at once instead of at their next look (up to ``IDLE`` later). The
+    worker never waits on it: when the pipe is full the forwarders have words enough unread, and
+    when they are gone ``ForwarderProcess.check`` starts them again."""
+
+    def __init__(self, conn: multiprocessing.connection.Connection) -> None:
+        self.conn = conn
+        os.set_blocking(conn.fileno(), False)
+
+    def tell(self) -> None:
+        with contextlib.suppress(OSError):  # full (BlockingIOError), or the reader is gone
+            os.write(self.conn.fileno(), b"\0")
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def listen(conn: multiprocessing.connection.Connection, heard: Callable[[], None]) -> Callable[[], None]:
+    """Call ``heard`` from the running event loop whenever ``NewWork.tell`` wrote to ``conn``'s
+    other end (once for all the words waiting); returns the function that stops listening. The
+    writer closing ends it too."""
+    loop = asyncio.get_running_loop()
+    fd = conn.fileno()
+    os.set_blocking(fd, False)
+
+    def readable() -> None:
+        try:
+            words = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            words = b""
+        if not words:  # the worker closed its end
+            loop.remove_reader(fd)
+            return
+        heard()
+
+    def stop() -> None:
+        loop.remove_reader(fd)
+
+    loop.add_reader(fd, readable)
+    return stop
+
+
 class ForwarderStartError(Exception):
     """The forwarders' process ended before it was running (a setting, the store, the key)."""
 
@@ -170,19 +215,25 @@ class ForwarderProcess:
         self._proc: Any = None
         self._events: multiprocessing.connection.Connection | None = None
         self.starts = 0
+        self._new_work: NewWork | None = None
 
     def start(self, wait: float = 60.0) -> "ForwarderProcess":
         """Start the process and, with ``wait``, return once its forwarders are running (the
         collector subscribes only then: a read's "pending" must not wait for Python to start)."""
         events, child = self._ctx.Pipe(duplex=False)
+        told, teller = self._ctx.Pipe(duplex=False)
         self._proc = self._ctx.Process(
             target=_forwarders_main,
-            args=(self.cfg, child, self._stopping),
+            args=(self.cfg, child, self._stopping, told),
             name="cccd-forwarders",
             daemon=True,
         )
         self._proc.start()
         child.close()
+        told.close()
+        if self._new_work is not None:
+            self._new_work.close()  # the pipe of a process that died
+        self._new_work = NewWork(teller)
         self._events = events
         self.starts += 1
         deadline = time.monotonic() + wait
@@ -221,6 +272,11 @@ class ForwarderProcess:
             log.error("the forwarders stopped (exit code %s): starting them again", self._proc.exitcode)
             self.start(wait=0)
 
+    def new_work(self) -> None:
+        """Reads were stored: their checks are due now."""
+        if self._new_work is not None:
+            self._new_work.tell()
+
     def stop(self) -> None:
         self._stopping.set()
         if self._proc is not None:
@@ -231,10 +287,15 @@ class ForwarderProcess:
         self.apply_events()
         if self._events is not None:
             self._events.close()
+        if self._new_work is not None:
+            self._new_work.close()
 
 
 def _forwarders_main(
-    cfg: CollectorConfig, events: multiprocessing.connection.Connection, stopping: Any
+    cfg: CollectorConfig,
+    events: multiprocessing.connection.Connection,
+    stopping: Any,
+    told: multiprocessing.connection.Connection | None = None,
 ) -> None:
     # The worker decides when to stop: a Ctrl-C to the whole group must not end a check mid-way.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -243,9 +304,16 @@ def _forwarders_main(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         sink = MetricEvents(events)
-        Forwarders(cfg, sink, stopping, on_ready=sink.ready).run()
+        Forwarders(cfg, sink, stopping, on_ready=sink.ready, told=told).run()
     finally:
         events.close()
+
+
+def _async(stop: Callable[[], None]) -> Callable[[], Awaitable[None]]:
+    async def closer() -> None:
+        stop()
+
+    return closer
 
 
 async def _next_round(ended: asyncio.Event) -> None:
@@ -267,8 +335,10 @@ class Forwarders:
         metrics: ForwarderMetrics | None,
         stopping: Any,
         on_ready: Callable[[], None] | None = None,
+        told: multiprocessing.connection.Connection | None = None,
     ) -> None:
         self.cfg = cfg
+        self.told = told  # NewWork's pipe from the ingest worker
         self.metrics = metrics
         self.stopping = stopping
         self.on_ready = on_ready
@@ -294,6 +364,15 @@ class Forwarders:
         closers: list[Callable[[], Awaitable[None]]] = []
         runners: list[InsuranceRunner | RegistrationRunner] = []
         ended = asyncio.Event()  # an attempt ended: a slot is free, or a registration is due
+        stored = False  # the worker stored reads since the checks' last look
+
+        def heard() -> None:
+            nonlocal stored
+            stored = True
+            ended.set()
+
+        if self.told is not None:
+            closers.append(_async(listen(self.told, heard)))
         publisher = None
         try:
             if b is not None:
@@ -339,11 +418,14 @@ class Forwarders:
             looked = dict.fromkeys(runners, 0.0)
             while not self.stopping.is_set() and os.getppid() == parent:  # orphaned: the worker died
                 for runner in runners:
-                    # a registration slot is filled as soon as it is free; the checks, whose slots
-                    # hardly ever run out, look for new reads every IDLE (a look is a write to the store)
+                    # a registration slot is filled as soon as it is free; the checks look when the
+                    # worker says it stored reads, else every IDLE (for those due again). Not at every
+                    # ended check: their slots hardly ever run out, and a look is a write to the store
                     now = time.monotonic()
-                    if isinstance(runner, InsuranceRunner) and now - looked[runner] < IDLE:
-                        continue
+                    if isinstance(runner, InsuranceRunner):
+                        if not stored and now - looked[runner] < IDLE:
+                            continue
+                        stored = False
                     looked[runner] = now
                     try:
                         runner.dispatch()

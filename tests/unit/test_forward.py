@@ -2,6 +2,7 @@
 over real HTTP: the Result is sealed for the device and opens with its down key."""
 
 import asyncio
+import multiprocessing
 from pathlib import Path
 
 from collector.forward import jobs
@@ -9,7 +10,7 @@ from collector.forward.answer import RESERVE, Answers
 from collector.forward.bhxh import BhxhClient, Officer
 from collector.forward.breaker import OPEN, CircuitBreaker
 from collector.forward.runner import InsuranceRunner
-from collector.forward.service import _next_round
+from collector.forward.service import NewWork, _next_round, listen
 from collector.metrics import Metrics
 from sim.bhxh import BhxhGateway
 
@@ -202,3 +203,32 @@ def test_the_forwarders_look_again_as_soon_as_an_attempt_ends(monkeypatch) -> No
         return ended.is_set()
 
     assert asyncio.run(go()) is False  # woken, and ready for the next end
+
+
+def test_the_worker_tells_the_forwarders_of_new_reads_without_ever_waiting() -> None:
+    told, teller = multiprocessing.Pipe(duplex=False)
+    new_work = NewWork(teller)
+    for _ in range(200_000):  # far more than the pipe holds: never blocks, never raises
+        new_work.tell()
+
+    async def go() -> tuple[int, int]:
+        heard: list[int] = []
+        stop = listen(told, lambda: heard.append(1))
+        await asyncio.sleep(0.05)
+        before = len(heard)  # all the words waiting: heard, a few times at most
+        new_work.tell()
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            if len(heard) > before:
+                break
+        after = len(heard)
+        new_work.close()  # the worker's end closes: no more calls, no busy loop on EOF
+        await asyncio.sleep(0.05)
+        assert len(heard) == after
+        stop()
+        return before, after
+
+    before, after = asyncio.run(go())
+    assert 1 <= before <= 5 and after == before + 1
+    told.close()
+    new_work.tell()  # the reader gone: nothing raised either
