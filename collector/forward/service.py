@@ -88,14 +88,22 @@ class ResultPublisher:
         return client
 
     async def _connected(self) -> aiomqtt.Client:
+        """The connection, opened once however many Results wait for it. (Opening again whenever
+        the last opening had finished but no waiter had taken its client yet made a second
+        connection under the same client id, and the broker closed the first with its Results in
+        flight: 10 s stalls under load, found in ``bench nodered``.)"""
         if self._client is not None:
             return self._client
-        if self._opening is None or self._opening.done():
+        if self._opening is None:
             self._opening = asyncio.ensure_future(self._open())
-            self._opening.add_done_callback(_retrieved)
-        client = await asyncio.wait_for(asyncio.shield(self._opening), self.timeout)
-        self._client = client
-        return client
+            self._opening.add_done_callback(self._opened)
+        return await asyncio.wait_for(asyncio.shield(self._opening), self.timeout)
+
+    def _opened(self, future: "asyncio.Future[aiomqtt.Client]") -> None:
+        if self._opening is future:
+            self._opening = None
+        if not future.cancelled() and future.exception() is None:  # (an error is the waiters')
+            self._client = future.result()
 
     async def _drop(self, client: aiomqtt.Client | None) -> None:
         if client is None or self._client is not client:
@@ -119,12 +127,6 @@ class ResultPublisher:
 
 _QUIET = logging.getLogger("cccd.collector.forward.results")
 _QUIET.setLevel(logging.ERROR)
-
-
-def _retrieved(future: "asyncio.Future[aiomqtt.Client]") -> None:
-    """A connection attempt whose waiters gave up: its error is not left unretrieved."""
-    if not future.cancelled():
-        future.exception()
 
 
 class NewWork:

@@ -57,3 +57,39 @@ def test_hundreds_of_results_in_flight_all_arrive_then_an_absent_broker_fails_th
     finally:
         node.close()
         site.stop()
+
+
+def test_results_that_keep_coming_while_it_connects_share_one_connection(tmp_path: Path) -> None:
+    """A Result that came after the opening had finished, before any waiter took its client, used
+    to open a second connection under the same client id: the broker then closed the first with
+    its Results in flight."""
+    site = Site(tmp_path)
+    node = Node(site.node, site.ca)
+    node.connect()
+    publisher = ResultPublisher(config.load(site.home.path / "collector.toml"), timeout=5.0)
+    opened = 0
+    real_open = publisher._open
+
+    async def counted_open():  # type: ignore[no-untyped-def]
+        nonlocal opened
+        opened += 1
+        return await real_open()
+
+    publisher._open = counted_open  # type: ignore[method-assign]
+
+    async def scenario() -> None:
+        try:
+            sent = []
+            for i in range(400):  # one more Result at every turn of the loop
+                sent.append(asyncio.ensure_future(publisher.publish(node.topic_of("result"), b"r%d" % i)))
+                await asyncio.sleep(0)
+            await asyncio.gather(*sent)  # every one acknowledged: none was on a closed connection
+        finally:
+            await publisher.aclose()
+
+    try:
+        asyncio.run(asyncio.wait_for(scenario(), 60))
+    finally:
+        node.close()
+        site.stop()
+    assert opened == 1
