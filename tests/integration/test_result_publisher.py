@@ -3,6 +3,7 @@ awaited until its PUBACK, and a clear failure when the broker is away."""
 
 import asyncio
 import queue
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,22 @@ from collector import config
 from collector.forward.service import PublishError, ResultPublisher
 
 pytestmark = pytest.mark.integration
+
+
+def run(site: Site, node: Node, publisher: ResultPublisher, scenario: Callable[[], Awaitable[None]]) -> None:
+    """``scenario`` in an event loop (a minute at most); then the publisher, node and site closed."""
+
+    async def closing() -> None:
+        try:
+            await scenario()
+        finally:
+            await publisher.aclose()
+
+    try:
+        asyncio.run(asyncio.wait_for(closing(), 60))
+    finally:
+        node.close()
+        site.stop()
 
 
 def test_hundreds_of_results_in_flight_all_arrive_then_an_absent_broker_fails_them(tmp_path: Path) -> None:
@@ -24,39 +41,30 @@ def test_hundreds_of_results_in_flight_all_arrive_then_an_absent_broker_fails_th
     publisher = ResultPublisher(config.load(site.home.path / "collector.toml"), timeout=3.0)
 
     async def scenario() -> None:
-        try:
-            await asyncio.gather(
-                *(publisher.publish(node.topic_of("result"), b"r%d" % i) for i in range(300))
-            )
-            got = set()
-            while len(got) < 300:
-                got.add(await asyncio.to_thread(received.get, timeout=10))
-            assert got == {b"r%d" % i for i in range(300)}
+        await asyncio.gather(*(publisher.publish(node.topic_of("result"), b"r%d" % i) for i in range(300)))
+        got = set()
+        while len(got) < 300:
+            got.add(await asyncio.to_thread(received.get, timeout=10))
+        assert got == {b"r%d" % i for i in range(300)}
 
-            site.broker.stop()
-            with pytest.raises(PublishError, match="did not acknowledge"):
-                await publisher.publish(node.topic_of("result"), b"late")
-            with pytest.raises(PublishError, match="did not acknowledge"):  # and while it stays away
-                await publisher.publish(node.topic_of("result"), b"later")
+        site.broker.stop()
+        with pytest.raises(PublishError, match="did not acknowledge"):
+            await publisher.publish(node.topic_of("result"), b"late")
+        with pytest.raises(PublishError, match="did not acknowledge"):  # and while it stays away
+            await publisher.publish(node.topic_of("result"), b"later")
 
-            site.broker.start()  # back: the next Result opens a new connection
-            for _ in range(300):
-                if node.client.is_connected():
-                    break
-                await asyncio.sleep(0.1)
-            node.client.subscribe(node.topic_of("result"), qos=1)
-            await asyncio.sleep(0.5)
-            await publisher.publish(node.topic_of("result"), b"back")
-            while (got_back := await asyncio.to_thread(received.get, timeout=10)) != b"back":
-                assert got_back in got  # what the node's session had not acknowledged, again
-        finally:
-            await publisher.aclose()
+        site.broker.start()  # back: the next Result opens a new connection
+        for _ in range(300):
+            if node.client.is_connected():
+                break
+            await asyncio.sleep(0.1)
+        node.client.subscribe(node.topic_of("result"), qos=1)
+        await asyncio.sleep(0.5)
+        await publisher.publish(node.topic_of("result"), b"back")
+        while (got_back := await asyncio.to_thread(received.get, timeout=10)) != b"back":
+            assert got_back in got  # what the node's session had not acknowledged, again
 
-    try:
-        asyncio.run(asyncio.wait_for(scenario(), 60))
-    finally:
-        node.close()
-        site.stop()
+    run(site, node, publisher, scenario)
 
 
 def test_results_that_keep_coming_while_it_connects_share_one_connection(tmp_path: Path) -> None:
@@ -78,18 +86,11 @@ def test_results_that_keep_coming_while_it_connects_share_one_connection(tmp_pat
     publisher._open = counted_open  # type: ignore[method-assign]
 
     async def scenario() -> None:
-        try:
-            sent = []
-            for i in range(400):  # one more Result at every turn of the loop
-                sent.append(asyncio.ensure_future(publisher.publish(node.topic_of("result"), b"r%d" % i)))
-                await asyncio.sleep(0)
-            await asyncio.gather(*sent)  # every one acknowledged: none was on a closed connection
-        finally:
-            await publisher.aclose()
+        sent = []
+        for i in range(400):  # one more Result at every turn of the loop
+            sent.append(asyncio.ensure_future(publisher.publish(node.topic_of("result"), b"r%d" % i)))
+            await asyncio.sleep(0)
+        await asyncio.gather(*sent)  # every one acknowledged: none was on a closed connection
 
-    try:
-        asyncio.run(asyncio.wait_for(scenario(), 60))
-    finally:
-        node.close()
-        site.stop()
+    run(site, node, publisher, scenario)
     assert opened == 1
