@@ -66,9 +66,9 @@ class ResultPublisher:
         self._client: aiomqtt.Client | None = None
         self._opening: asyncio.Future[aiomqtt.Client] | None = None
 
-    def _make(self) -> aiomqtt.Client:
+    async def _open(self) -> aiomqtt.Client:
         s = self.settings
-        return aiomqtt.Client(
+        client = aiomqtt.Client(
             s.host,
             s.port,
             username=s.username or None,
@@ -81,9 +81,6 @@ class ResultPublisher:
             logger=_QUIET,  # aiomqtt warns of every pending publish past ten: hundreds are normal here
             tls_context=ssl.create_default_context(cafile=s.ca or None) if s.tls else None,
         )
-
-    async def _open(self) -> aiomqtt.Client:
-        client = self._make()
         await client.__aenter__()
         return client
 
@@ -311,13 +308,6 @@ def _forwarders_main(
         events.close()
 
 
-def _async(stop: Callable[[], None]) -> Callable[[], Awaitable[None]]:
-    async def closer() -> None:
-        stop()
-
-    return closer
-
-
 async def _next_round(ended: asyncio.Event) -> None:
     """Wait for the forwarders' next look at the jobs: ``IDLE`` seconds, or less when an attempt
     ends first (its slot is free at once, not up to ``IDLE`` later; ``bench nodered``)."""
@@ -373,8 +363,7 @@ class Forwarders:
             stored = True
             ended.set()
 
-        if self.told is not None:
-            closers.append(_async(listen(self.told, heard)))
+        stop_listening = listen(self.told, heard) if self.told is not None else None
         publisher = None
         try:
             if b is not None:
@@ -417,18 +406,17 @@ class Forwarders:
             if self.on_ready is not None:
                 self.on_ready()
             parent = os.getppid()
-            looked = dict.fromkeys(runners, 0.0)
+            checked = 0.0  # time.monotonic() of the checks' last look
             while not self.stopping.is_set() and os.getppid() == parent:  # orphaned: the worker died
                 for runner in runners:
                     # a registration slot is filled as soon as it is free; the checks look when the
                     # worker says it stored reads, else every IDLE (for those due again). Not at every
                     # ended check: their slots hardly ever run out, and a look is a write to the store
-                    now = time.monotonic()
                     if isinstance(runner, InsuranceRunner):
-                        if not stored and now - looked[runner] < IDLE:
+                        now = time.monotonic()
+                        if not stored and now - checked < IDLE:
                             continue
-                        stored = False
-                    looked[runner] = now
+                        checked, stored = now, False
                     try:
                         runner.dispatch()
                     except Exception as exc:  # the store is away: try again soon
@@ -436,6 +424,8 @@ class Forwarders:
                         await asyncio.sleep(1.0)
                 await _next_round(ended)
         finally:
+            if stop_listening is not None:
+                stop_listening()
             for close in closers:
                 await close()
             if publisher is not None:
